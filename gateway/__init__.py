@@ -1,0 +1,1 @@
+"""Green Button Connect My Data gateway."""

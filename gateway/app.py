@@ -1,0 +1,32 @@
+"""The application factory: all wiring, nothing at import time."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import falcon
+
+from gateway.config import Settings
+from gateway.errors import register_error_handling
+from gateway.routes import add_routes
+from gateway.services import Services
+from gateway.web.middleware import DatabaseSessionMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> falcon.App:
+    """Build the WSGI application for ``settings`` (tests pass ``services`` built on their own engine)."""
+    services = services or Services.build(settings)
+    app = falcon.App(
+        middleware=[
+            RequestIdMiddleware(),
+            SecurityHeadersMiddleware(https=urlsplit(settings.base_url).scheme == "https"),
+            DatabaseSessionMiddleware(services.sessions),
+        ],
+    )
+    app.req_options.strip_url_path_trailing_slash = False
+    app.resp_options.secure_cookies_by_default = urlsplit(settings.base_url).scheme == "https"
+    register_error_handling(app)
+    add_routes(app, services)
+    return app

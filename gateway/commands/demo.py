@@ -1,0 +1,40 @@
+"""``gateway demo``: a working gateway with demo data in one command (the README's first command)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gateway.app import create_app
+from gateway.commands.output import add_json_flag, emit, load_services
+from gateway.commands.serve import add_server_arguments
+from gateway.server import GatewayServer
+from gateway.storage import migrate
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="load demo data, register a demo app and serve",
+        description=(
+            "Create or migrate the database, load the demo customers and their Green Button data (idempotent), "
+            "register the demo third-party app, print the URLs and credentials, and serve."
+        ),
+    )
+    add_server_arguments(parser, default_workers_count=2)
+    parser.add_argument("--no-serve", action="store_true", help="load the demo and print it, but do not serve")
+    add_json_flag(parser)
+    parser.set_defaults(handler=demo)
+
+
+def demo(args: argparse.Namespace) -> int:
+    from gateway.demo import describe_demo, load_demo
+
+    services = load_services(args)
+    migrate.upgrade(services.engine)
+    info = load_demo(services)
+    emit(args, info.to_json(), describe_demo(info))
+    if args.no_serve:
+        return 0
+    app = create_app(services.settings, services=services)
+    GatewayServer(app, services.engine, host=args.host, port=args.port, workers=args.workers).run()
+    return 0

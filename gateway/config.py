@@ -1,0 +1,211 @@
+"""Settings: one frozen, typed object read once from the environment.
+
+Every knob of the gateway is an environment variable named ``GATEWAY_*``. The README lists them; this module is the
+only place that reads them. Code receives a :class:`Settings` instance through its constructor and never looks at
+``os.environ`` itself, so tests build settings explicitly and run in parallel without leaking state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+__all__ = ["ConfigurationError", "Settings", "is_loopback_host"]
+
+LogFormat = Literal["text", "json"]
+
+
+class ConfigurationError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Tell whether ``host`` names the loopback interface (RFC 8252 §7.3, RFC 6761 §6.3).
+
+    ``localhost`` and any literal in 127.0.0.0/8 or ``::1`` count. Other names do not, because DNS could point them
+    anywhere.
+    """
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_base_url(value: str) -> str:
+    """Validate the public base URL: https, or http on a loopback address for development."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"GATEWAY_BASE_URL must be an absolute http(s) URL, got {value!r}")
+    if parts.query or parts.fragment:
+        raise ConfigurationError("GATEWAY_BASE_URL must not carry a query or a fragment")
+    if parts.username or parts.password:
+        raise ConfigurationError("GATEWAY_BASE_URL must not carry credentials")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigurationError(
+            "GATEWAY_BASE_URL must use https; plain http is allowed only on a loopback address "
+            f"such as http://127.0.0.1:8000 (got {value!r})"
+        )
+    return value.rstrip("/")
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ConfigurationError(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
+def _secret_key(environ: Mapping[str, str], var_dir: Path) -> str:
+    """Return the configured secret key, or one generated on first run and persisted under ``var_dir``.
+
+    The key signs sessions and CSRF tokens and keys the digests of client secrets and tokens, so it must survive
+    restarts: a generated key is written with mode 0600 and reused.
+    """
+    configured = environ.get("GATEWAY_SECRET_KEY")
+    if configured:
+        if len(configured) < 32:
+            raise ConfigurationError("GATEWAY_SECRET_KEY must be at least 32 characters long")
+        return configured
+    key_file = var_dir / "secret_key"
+    try:
+        existing = key_file.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        existing = ""
+    if existing:
+        return existing
+    var_dir.mkdir(parents=True, exist_ok=True)
+    generated = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting at once must not each write a different key.
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(generated + "\n")
+    return generated
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the gateway can be configured with. Build with :meth:`from_env` or directly in tests."""
+
+    base_url: str = "http://127.0.0.1:8000"
+    """Public base URL: every link in feeds and the OAuth issuer (RFC 8414 §2) derive from it."""
+    database_url: str = "sqlite:///var/gateway.sqlite3"
+    secret_key: str = dataclasses.field(default="", repr=False)
+    var_dir: Path = Path("var")
+    data_custodian_id: str = "greenbutton-gateway"
+    certification_url: str | None = None
+    """Green Button Alliance certificate URL, written as the feeds' ``related`` link (ESPI-NOTES §7)."""
+
+    log_format: LogFormat = "text"
+    log_level: str = "INFO"
+
+    access_token_ttl: int = 3600
+    authorization_code_ttl: int = 60
+    refresh_token_ttl: int = 86_400
+    """Lifetime of a refresh token issued without ``offline_access``."""
+    offline_refresh_token_ttl: int = 365 * 86_400
+    refresh_token_idle_ttl: int = 90 * 86_400
+    refresh_reuse_grace: int = 10
+
+    password_time_cost: int = 3
+    password_memory_cost_kib: int = 65_536
+
+    max_request_bytes: int = 1 << 20
+    max_upload_bytes: int = 256 << 20
+    database_pool_size: int = 5
+    statement_timeout_ms: int = 30_000
+
+    smtp_url: str | None = None
+    mail_from: str = "Green Button Gateway <no-reply@localhost>"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", _parse_base_url(self.base_url))
+        if not self.secret_key:
+            raise ConfigurationError("a secret key is required (GATEWAY_SECRET_KEY or a generated one)")
+        if not 1 <= self.authorization_code_ttl <= 600:
+            raise ConfigurationError("GATEWAY_CODE_TTL must be between 1 and 600 seconds (RFC 6749 §4.1.2)")
+
+    @property
+    def issuer(self) -> str:
+        """The OAuth issuer identifier (RFC 8414 §2, RFC 9207): the base URL itself."""
+        return self.base_url
+
+    @property
+    def resource_base_url(self) -> str:
+        """Base of every ESPI resource URL (ESPI REQ.21 REST binding: ``/DataCustodian/espi/1_1/resource``)."""
+        return f"{self.base_url}/DataCustodian/espi/1_1/resource"
+
+    @property
+    def mail_outbox_dir(self) -> Path:
+        """Where the embedded mailer writes ``.eml`` files when no SMTP server is configured."""
+        return self.var_dir / "outbox"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``GATEWAY_*`` environment variables (defaults suit a local demo)."""
+        env = os.environ if environ is None else environ
+        var_dir = Path(env.get("GATEWAY_VAR_DIR") or "var").absolute()
+        database_url = env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{var_dir / 'gateway.sqlite3'}"
+        log_format = env.get("GATEWAY_LOG_FORMAT", "text")
+        if log_format not in ("text", "json"):
+            raise ConfigurationError(f"GATEWAY_LOG_FORMAT must be 'text' or 'json', got {log_format!r}")
+        return cls(
+            base_url=env.get("GATEWAY_BASE_URL") or "http://127.0.0.1:8000",
+            database_url=database_url,
+            secret_key=_secret_key(env, var_dir),
+            var_dir=var_dir,
+            data_custodian_id=env.get("GATEWAY_DATA_CUSTODIAN_ID") or "greenbutton-gateway",
+            certification_url=env.get("GATEWAY_CERTIFICATION_URL") or None,
+            log_format=log_format,  # type: ignore[arg-type]
+            log_level=(env.get("GATEWAY_LOG_LEVEL") or "INFO").upper(),
+            access_token_ttl=_int(env, "GATEWAY_ACCESS_TOKEN_TTL", 3600, minimum=60),
+            authorization_code_ttl=_int(env, "GATEWAY_CODE_TTL", 60, minimum=1, maximum=600),
+            refresh_token_ttl=_int(env, "GATEWAY_REFRESH_TOKEN_TTL", 86_400, minimum=60),
+            offline_refresh_token_ttl=_int(env, "GATEWAY_OFFLINE_REFRESH_TOKEN_TTL", 365 * 86_400, minimum=60),
+            refresh_token_idle_ttl=_int(env, "GATEWAY_REFRESH_TOKEN_IDLE_TTL", 90 * 86_400, minimum=60),
+            refresh_reuse_grace=_int(env, "GATEWAY_REFRESH_REUSE_GRACE", 10, minimum=0, maximum=300),
+            password_time_cost=_int(env, "GATEWAY_PASSWORD_TIME_COST", 3, minimum=1),
+            password_memory_cost_kib=_int(env, "GATEWAY_PASSWORD_MEMORY_KIB", 65_536, minimum=8),
+            max_request_bytes=_int(env, "GATEWAY_MAX_REQUEST_BYTES", 1 << 20, minimum=1024),
+            max_upload_bytes=_int(env, "GATEWAY_MAX_UPLOAD_BYTES", 256 << 20, minimum=1024),
+            database_pool_size=_int(env, "GATEWAY_DATABASE_POOL_SIZE", 5, minimum=1),
+            statement_timeout_ms=_int(env, "GATEWAY_STATEMENT_TIMEOUT_MS", 30_000, minimum=0),
+            smtp_url=env.get("GATEWAY_SMTP_URL") or None,
+            mail_from=env.get("GATEWAY_MAIL_FROM") or "Green Button Gateway <no-reply@localhost>",
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""ESPI (NAESB REQ.21) documents: namespaces, schemas, feed reading and writing."""

@@ -1,0 +1,1 @@
+"""OAuth 2.0 authorization server (RFC 6749) for Green Button: grammar, registration, oauthlib composition."""

@@ -1,0 +1,212 @@
+"""Client registration: validation of a third-party application's metadata and issuing its credentials.
+
+Implements the checks of RFC 6749 §3.1.2 (redirection endpoint), RFC 8252 §7.3 (loopback redirects for native
+apps), RFC 7591 §2–3 (client metadata, registration access token) and ESPI ``ApplicationInformation``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings, is_loopback_host
+from gateway.errors import BadRequest
+from gateway.oauth.scope import ScopeError, parse_scope
+from gateway.security.digests import SecretDigester, new_secret
+from gateway.storage.base import utcnow
+from gateway.storage.ids import stable_uuid
+from gateway.storage.models import (
+    ApplicationInformation,
+    ApplicationStatus,
+    Authorization,
+    AuthorizationKind,
+    AuthorizationStatus,
+    ClientRole,
+    OAuthToken,
+    TokenType,
+)
+
+__all__ = [
+    "GRANT_TYPES",
+    "RegisteredClient",
+    "register_client",
+    "rotate_client_secret",
+    "validate_grant_types",
+    "validate_redirect_uri",
+    "validate_scopes",
+]
+
+GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token", "password")
+DEFAULT_GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
+DEFAULT_SCOPE = "FB=1_3_4_5_8_10_12_13_14_15_16_18_31_35_37_39_40_41;IntervalDuration=900_3600;BlockDuration=daily;HistoryLength=13"
+NEVER_EXPIRES = 2**31 - 1
+
+
+def validate_redirect_uri(uri: str) -> str:
+    """Return ``uri`` if it may be registered, else raise :class:`BadRequest` saying why.
+
+    Absolute, no fragment (RFC 6749 §3.1.2), no credentials, https; plain http only on a loopback address
+    (RFC 8252 §7.3, §8.3). Matching at authorization time is exact, so what is stored here is what must be sent.
+    """
+    if len(uri) > 2048:
+        raise BadRequest("redirect URI is longer than 2048 characters")
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise BadRequest(f"redirect URI {uri!r} must be an absolute https URL")
+    if parts.fragment or "#" in uri:
+        raise BadRequest(f"redirect URI {uri!r} must not contain a fragment (RFC 6749 §3.1.2)")
+    if parts.username or parts.password or "@" in parts.netloc:
+        raise BadRequest(f"redirect URI {uri!r} must not contain credentials")
+    if "*" in uri:
+        raise BadRequest(f"redirect URI {uri!r} must not contain wildcards")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise BadRequest(
+            f"redirect URI {uri!r} must use https; http is allowed only on a loopback address (RFC 8252 §7.3)"
+        )
+    if parts.hostname == "localhost":
+        raise BadRequest(f"redirect URI {uri!r}: use 127.0.0.1 or [::1] rather than localhost (RFC 8252 §8.3)")
+    return uri
+
+
+def validate_scopes(scopes: Sequence[str]) -> list[str]:
+    """Parse each ESPI scope string, returning canonical forms; raise :class:`BadRequest` naming the bad one."""
+    if not scopes:
+        raise BadRequest("at least one scope is required")
+    canonical: list[str] = []
+    for scope in scopes:
+        try:
+            canonical.append(str(parse_scope(scope)))
+        except ScopeError as error:
+            raise BadRequest(f"scope {scope!r} is invalid: {error}") from None
+    return list(dict.fromkeys(canonical))
+
+
+def validate_grant_types(grant_types: Sequence[str], *, public: bool) -> list[str]:
+    """Check grant types against the four we serve; public clients may use only authorization_code and refresh."""
+    chosen = list(dict.fromkeys(grant_types)) or list(DEFAULT_GRANT_TYPES)
+    for grant in chosen:
+        if grant not in GRANT_TYPES:
+            raise BadRequest(f"grant type {grant!r} is not supported; choose from {', '.join(GRANT_TYPES)}")
+    if public:
+        forbidden = [grant for grant in chosen if grant in ("client_credentials", "password")]
+        if forbidden:
+            raise BadRequest(f"a public client cannot use {', '.join(forbidden)} (it has no secret)")
+    if "refresh_token" in chosen and not {"authorization_code", "password"} & set(chosen):
+        raise BadRequest("refresh_token needs authorization_code or password to obtain a first token")
+    return chosen
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RegisteredClient:
+    """What a registration returns: shown once, since only digests are stored."""
+
+    application: ApplicationInformation
+    client_id: str
+    client_secret: str | None
+    registration_access_token: str
+    registration_client_uri: str
+
+
+def register_client(
+    session: Session,
+    settings: Settings,
+    digester: SecretDigester,
+    *,
+    name: str,
+    redirect_uris: Sequence[str],
+    notify_uri: str | None = None,
+    scopes: Sequence[str] = (),
+    grant_types: Sequence[str] = (),
+    public: bool = False,
+    roles: Sequence[str] = (ClientRole.THIRD_PARTY,),
+    description: str | None = None,
+    client_uri: str | None = None,
+    logo_uri: str | None = None,
+    contacts: Sequence[str] = (),
+    owner_customer_id: int | None = None,
+    client_id: str | None = None,
+) -> RegisteredClient:
+    """Register an application and issue its client secret and registration access token (RFC 7591 §3.2.1)."""
+    name = name.strip()
+    if not name or len(name) > 256:
+        raise BadRequest("the client name must be 1 to 256 characters")
+    if not redirect_uris:
+        raise BadRequest("at least one redirect URI is required")
+    uris = [validate_redirect_uri(uri) for uri in dict.fromkeys(redirect_uris)]
+    if notify_uri is not None:
+        validate_redirect_uri(notify_uri)  # the same rules make a safe notification target
+    canonical_scopes = validate_scopes(list(scopes) or [DEFAULT_SCOPE])
+    grants = validate_grant_types(grant_types, public=public)
+    for role in roles:
+        if role not in ClientRole.ALL:
+            raise BadRequest(f"role {role!r} is unknown; choose from {', '.join(ClientRole.ALL)}")
+    client_id = client_id or f"gbc_{new_secret(16)}"
+    if session.scalar(select(ApplicationInformation.id).where(ApplicationInformation.client_id == client_id)):
+        raise BadRequest(f"client id {client_id!r} is already registered")
+    secret = None if public else new_secret()
+    now = utcnow()
+    application = ApplicationInformation(
+        uuid=stable_uuid("ApplicationInformation", client_id),
+        client_id=client_id,
+        client_secret_digest=None if secret is None else digester.digest(secret),
+        client_name=name,
+        description=description,
+        software_id=name,
+        client_uri=client_uri,
+        logo_uri=logo_uri,
+        contacts=list(contacts),
+        redirect_uris=uris,
+        notify_uri=notify_uri,
+        scopes=canonical_scopes,
+        grant_types=grants,
+        roles=list(roles),
+        token_endpoint_auth_method="none" if public else "client_secret_basic",
+        status=ApplicationStatus.PRODUCTION,
+        client_id_issued_at=now,
+        owner_customer_id=owner_customer_id,
+    )
+    session.add(application)
+    session.flush()
+    registration = Authorization(
+        uuid=uuid.uuid4(),
+        kind=AuthorizationKind.REGISTRATION,
+        application_id=application.id,
+        status=AuthorizationStatus.ACTIVE,
+        expires_at=NEVER_EXPIRES,
+        grant_type="client_credentials",
+        scope="FB=36_40",
+    )
+    session.add(registration)
+    session.flush()
+    registration_token = new_secret()
+    session.add(
+        OAuthToken(
+            digest=digester.digest(registration_token),
+            token_type=TokenType.REGISTRATION,
+            application_id=application.id,
+            authorization_id=registration.id,
+            scope="FB=36_40",
+        )
+    )
+    session.flush()
+    return RegisteredClient(
+        application=application,
+        client_id=client_id,
+        client_secret=secret,
+        registration_access_token=registration_token,
+        registration_client_uri=f"{settings.resource_base_url}/ApplicationInformation/{application.id}",
+    )
+
+
+def rotate_client_secret(application: ApplicationInformation, digester: SecretDigester) -> str:
+    """Issue a new client secret for a confidential client (the old one stops working at once)."""
+    if application.is_public:
+        raise BadRequest("a public client has no secret to rotate")
+    secret = new_secret()
+    application.client_secret_digest = digester.digest(secret)
+    return secret

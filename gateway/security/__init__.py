@@ -1,0 +1,1 @@
+"""Secrets handling: password hashing for people, keyed digests for random secrets and tokens."""

@@ -1,0 +1,86 @@
+"""A registered third-party application (ESPI ``ApplicationInformation``, OAuth client per RFC 6749 §2).
+
+Client secrets are random (≥ 128 bits) and stored only as keyed digests: a fast HMAC is right for random secrets,
+slow KDFs are for human passwords (RFC 9700 §4.15, ESPI-NOTES §4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from sqlalchemy import JSON, ForeignKey, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gateway.storage.base import Base, UTCDateTime
+from gateway.storage.usage import EspiResourceMixin
+
+if TYPE_CHECKING:
+    from gateway.storage.customer import RetailCustomer
+
+__all__ = ["ApplicationInformation", "ApplicationStatus", "ClientRole"]
+
+
+class ApplicationStatus:
+    """ESPI ``DataCustodianApplicationStatus`` codes."""
+
+    REVIEW = 1
+    PRODUCTION = 2
+    ON_HOLD = 3
+    REVOKED = 4
+
+
+class ClientRole:
+    """What a client may do besides acting for customers who consent.
+
+    ``third_party``: an ordinary Green Button app. ``custodian_admin``: the utility's own operator client (root
+    collections, exports). ``upload``: may POST customer data (``Batch/RetailCustomer/{c}/UsagePoint``).
+    ``self_access``: a customer's own client for the password grant, bound to ``owner_customer_id``.
+    """
+
+    THIRD_PARTY = "third_party"
+    CUSTODIAN_ADMIN = "custodian_admin"
+    UPLOAD = "upload"
+    SELF_ACCESS = "self_access"
+    ALL = (THIRD_PARTY, CUSTODIAN_ADMIN, UPLOAD, SELF_ACCESS)
+
+
+class ApplicationInformation(EspiResourceMixin, Base):
+    """A client registration; fields keep their ESPI names in snake case."""
+
+    __tablename__ = "application_information"
+
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    client_secret_digest: Mapped[str | None] = mapped_column(String(64))
+    """HMAC-SHA256 of the secret under the gateway's key; ``None`` for public clients."""
+    client_name: Mapped[str] = mapped_column(String(256))
+    software_id: Mapped[str] = mapped_column(String(256))
+    software_version: Mapped[str] = mapped_column(String(32), default="1.0")
+    client_uri: Mapped[str | None] = mapped_column(String(2048))
+    logo_uri: Mapped[str | None] = mapped_column(String(2048))
+    tos_uri: Mapped[str | None] = mapped_column(String(2048))
+    policy_uri: Mapped[str | None] = mapped_column(String(2048))
+    contacts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON)
+    notify_uri: Mapped[str | None] = mapped_column(String(2048))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    grant_types: Mapped[list[str]] = mapped_column(JSON)
+    roles: Mapped[list[str]] = mapped_column(JSON, default=lambda: [ClientRole.THIRD_PARTY])
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")
+    status: Mapped[int] = mapped_column(SmallInteger, default=ApplicationStatus.PRODUCTION)
+    third_party_application_type: Mapped[int | None] = mapped_column(SmallInteger)
+    third_party_application_use: Mapped[int | None] = mapped_column(SmallInteger)
+    third_party_application_status: Mapped[int | None] = mapped_column(SmallInteger)
+    third_party_phone: Mapped[str | None] = mapped_column(String(32))
+    client_id_issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    client_secret_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    owner_customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("retail_customer.id", ondelete="CASCADE"), index=True
+    )
+
+    owner: Mapped[RetailCustomer | None] = relationship()
+
+    @property
+    def is_public(self) -> bool:
+        """A public client has no secret (RFC 6749 §2.1) and must use PKCE."""
+        return self.client_secret_digest is None

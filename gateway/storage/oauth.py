@@ -1,0 +1,75 @@
+"""OAuth 2.0 state: authorization codes and tokens, stored only as digests (RFC 6749, RFC 9700 §4.14).
+
+A token row is found by the keyed digest of the bearer string, never by the string itself, so a database dump holds
+nothing usable. Refresh tokens belong to a *family* (all rotations of one grant) so that reuse of a rotated token can
+revoke the whole family (RFC 9700 §4.14.2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gateway.storage.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from gateway.storage.application import ApplicationInformation
+    from gateway.storage.authorization import Authorization
+
+__all__ = ["AuthorizationCode", "OAuthToken", "TokenType"]
+
+
+class TokenType:
+    """What a stored token is."""
+
+    ACCESS = "access"
+    REFRESH = "refresh"
+    REGISTRATION = "registration"
+
+
+class OAuthToken(Base):
+    """An access, refresh or registration access token (RFC 6749 §1.4–1.5, RFC 7591 §3)."""
+
+    __tablename__ = "oauth_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    token_type: Mapped[str] = mapped_column(String(16))
+    application_id: Mapped[int] = mapped_column(ForeignKey("application_information.id", ondelete="CASCADE"), index=True)
+    authorization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("authorization.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(String(1024))
+    family_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    """All refresh rotations of one grant, and the access tokens they issued, share a family."""
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("oauth_token.id", ondelete="SET NULL"))
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    application: Mapped[ApplicationInformation] = relationship()
+    authorization: Mapped[Authorization | None] = relationship()
+
+
+class AuthorizationCode(Base):
+    """A single-use authorization code (RFC 6749 §4.1.2), bound to client, redirect URI and PKCE challenge."""
+
+    __tablename__ = "oauth_authorization_code"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("application_information.id", ondelete="CASCADE"), index=True)
+    authorization_id: Mapped[int] = mapped_column(ForeignKey("authorization.id", ondelete="CASCADE"), index=True)
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    scope: Mapped[str] = mapped_column(String(1024))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(8))
+    nonce_state: Mapped[str | None] = mapped_column(String(512))
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    redeemed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""Falcon plumbing shared by every resource: middleware, request helpers, body limits."""

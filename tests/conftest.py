@@ -1,0 +1,168 @@
+"""Test fixtures shared by the whole suite.
+
+The database backend is a parameter: every test that uses ``engine`` (directly or through ``db``, ``services``,
+``app``, ``testapp``) runs on SQLite and, when PostgreSQL's server binaries are installed, on a throwaway PostgreSQL
+cluster that this session initdb's and starts on 127.0.0.1 (see ``tests/support/postgres.py``). Without them the
+PostgreSQL variants are skipped with the reason printed. ``GATEWAY_TEST_BACKENDS=sqlite`` limits the run.
+
+Isolation is savepoint-per-test (warehouse's pattern): the schema is migrated once per backend, each test runs
+inside an outer transaction that is rolled back, and the application's sessions join it with savepoints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import webtest
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.security.digests import SecretDigester
+from gateway.security.passwords import PasswordHasher
+from gateway.services import Services
+from gateway.storage import migrate
+from gateway.storage.engine import make_engine
+from tests.support.postgres import PostgresCluster, find_postgres_bin
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_ESPI = Path(os.environ.get("GATEWAY_SHARED_ESPI", ROOT.parent / "shared" / "espi")).resolve()
+
+TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+BASE_URL = "http://127.0.0.1:8000"
+
+_BACKENDS = [b.strip() for b in os.environ.get("GATEWAY_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+    """Settings for tests: cheap password hashing, a fixed key, files under ``tmp_path``."""
+    values: dict[str, object] = {
+        "base_url": BASE_URL,
+        "database_url": database_url,
+        "secret_key": TEST_SECRET_KEY,
+        "var_dir": tmp_path,
+        "password_time_cost": 1,
+        "password_memory_cost_kib": 8,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of our own on 127.0.0.1, for this test session only."""
+    bin_dir = find_postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's postgresql package")
+    cluster = PostgresCluster(bin_dir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(scope="session", params=_BACKENDS)
+def migrated_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """An engine per backend, with the schema migrated to head once for the whole session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.sqlite3'}"
+    elif request.param == "postgresql":
+        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+        url = cluster.create_database("gateway_test")
+    else:
+        raise pytest.UsageError(f"unknown backend {request.param!r} in GATEWAY_TEST_BACKENDS")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def backend(migrated_engine: Engine) -> str:
+    """The name of the backend this test runs on (``sqlite`` or ``postgresql``)."""
+    return migrated_engine.dialect.name
+
+
+@pytest.fixture
+def connection(migrated_engine: Engine) -> Iterator[Connection]:
+    """A connection inside an outer transaction rolled back after the test."""
+    with migrated_engine.connect() as conn:
+        outer = conn.begin()
+        try:
+            yield conn
+        finally:
+            if outer.is_active:
+                outer.rollback()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, migrated_engine: Engine) -> Settings:
+    return make_settings(tmp_path, migrated_engine.url.render_as_string(hide_password=False))
+
+
+@pytest.fixture
+def services(settings: Settings, connection: Connection) -> Services:
+    """The app's collaborators, with sessions joining the test's outer transaction through savepoints."""
+    return Services(
+        settings=settings,
+        engine=connection.engine,
+        sessions=sessionmaker(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"),
+        passwords=PasswordHasher(time_cost=1, memory_cost_kib=8),
+        digester=SecretDigester(settings.secret_key),
+    )
+
+
+@pytest.fixture
+def db(services: Services) -> Iterator[Session]:
+    """A session for arranging and inspecting data in a test."""
+    session = services.sessions()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def app(settings: Settings, services: Services):  # type: ignore[no-untyped-def]
+    return create_app(settings, services=services)
+
+
+@pytest.fixture
+def testapp(app) -> webtest.TestApp:  # type: ignore[no-untyped-def]
+    """The WSGI app driven by WebTest, as if over HTTP from 127.0.0.1."""
+    return webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000"})
+
+
+@pytest.fixture
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path, migrated_engine: Engine) -> str:
+    """An empty database of the current backend, for tests of migrations and of CLI commands (own transactions)."""
+    if migrated_engine.dialect.name == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return cluster.create_database(f"fresh_{abs(hash(request.node.nodeid)) % 10**12}")
+
+
+@pytest.fixture
+def cli_environ(tmp_path: Path, fresh_database_url: str) -> dict[str, str]:
+    """Environment for running ``gateway`` commands in-process against a fresh database."""
+    return {
+        "GATEWAY_DATABASE_URL": fresh_database_url,
+        "GATEWAY_VAR_DIR": str(tmp_path / "var"),
+        "GATEWAY_SECRET_KEY": TEST_SECRET_KEY,
+        "GATEWAY_BASE_URL": BASE_URL,
+        "GATEWAY_PASSWORD_TIME_COST": "1",
+        "GATEWAY_PASSWORD_MEMORY_KIB": "8",
+    }
+
+
+@pytest.fixture(scope="session")
+def shared_espi() -> Path:
+    """The official schemas and real sample files in ``../shared/espi`` (skipped cleanly when absent)."""
+    if not SHARED_ESPI.is_dir():
+        pytest.skip(f"../shared/espi not found at {SHARED_ESPI}: official schemas and samples unavailable")
+    return SHARED_ESPI
