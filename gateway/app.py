@@ -2,31 +2,35 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import falcon
 
 from gateway.config import Settings
 from gateway.errors import register_error_handling
+from gateway.logs import configure_logging
 from gateway.routes import add_routes
 from gateway.services import Services
 from gateway.web.middleware import DatabaseSessionMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
+from gateway.web.transport import TransportSecurityMiddleware
 
 __all__ = ["create_app"]
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> falcon.App:
     """Build the WSGI application for ``settings`` (tests pass ``services`` built on their own engine)."""
+    configure_logging(settings.log_level, settings.log_format)
     services = services or Services.build(settings)
     app = falcon.App(
         middleware=[
             RequestIdMiddleware(),
-            SecurityHeadersMiddleware(https=urlsplit(settings.base_url).scheme == "https"),
+            SecurityHeadersMiddleware(https=settings.requires_https),
+            TransportSecurityMiddleware(
+                require_https=settings.requires_https, trusted_proxies=settings.trusted_proxies
+            ),
             DatabaseSessionMiddleware(services.sessions),
         ],
     )
     app.req_options.strip_url_path_trailing_slash = False
-    app.resp_options.secure_cookies_by_default = urlsplit(settings.base_url).scheme == "https"
+    app.resp_options.secure_cookies_by_default = settings.requires_https
     register_error_handling(app)
     add_routes(app, services)
     return app

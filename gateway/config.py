@@ -73,18 +73,6 @@ def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 
     return value
 
 
-def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
-
-
 def _secret_key(environ: Mapping[str, str], var_dir: Path) -> str:
     """Return the configured secret key, or one generated on first run and persisted under ``var_dir``.
 
@@ -147,6 +135,9 @@ class Settings:
     database_pool_size: int = 5
     statement_timeout_ms: int = 30_000
 
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (CIDR) of the reverse proxies whose ``X-Forwarded-Proto``/``-For`` we believe."""
+
     smtp_url: str | None = None
     mail_from: str = "Green Button Gateway <no-reply@localhost>"
 
@@ -154,6 +145,13 @@ class Settings:
         object.__setattr__(self, "base_url", _parse_base_url(self.base_url))
         if not self.secret_key:
             raise ConfigurationError("a secret key is required (GATEWAY_SECRET_KEY or a generated one)")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigurationError(
+                    f"GATEWAY_TRUSTED_PROXIES must list IP addresses or networks, got {proxy!r}"
+                ) from None
         if not 1 <= self.authorization_code_ttl <= 600:
             raise ConfigurationError("GATEWAY_CODE_TTL must be between 1 and 600 seconds (RFC 6749 §4.1.2)")
 
@@ -166,6 +164,11 @@ class Settings:
     def resource_base_url(self) -> str:
         """Base of every ESPI resource URL (ESPI REQ.21 REST binding: ``/DataCustodian/espi/1_1/resource``)."""
         return f"{self.base_url}/DataCustodian/espi/1_1/resource"
+
+    @property
+    def requires_https(self) -> bool:
+        """True when the public URL is https: then every request must have arrived over TLS (RFC 6749 §3.1, §10.9)."""
+        return urlsplit(self.base_url).scheme == "https"
 
     @property
     def mail_outbox_dir(self) -> Path:
@@ -202,6 +205,7 @@ class Settings:
             max_upload_bytes=_int(env, "GATEWAY_MAX_UPLOAD_BYTES", 256 << 20, minimum=1024),
             database_pool_size=_int(env, "GATEWAY_DATABASE_POOL_SIZE", 5, minimum=1),
             statement_timeout_ms=_int(env, "GATEWAY_STATEMENT_TIMEOUT_MS", 30_000, minimum=0),
+            trusted_proxies=tuple(p.strip() for p in (env.get("GATEWAY_TRUSTED_PROXIES") or "").split(",") if p.strip()),
             smtp_url=env.get("GATEWAY_SMTP_URL") or None,
             mail_from=env.get("GATEWAY_MAIL_FROM") or "Green Button Gateway <no-reply@localhost>",
         )
