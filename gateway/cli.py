@@ -5,6 +5,7 @@
     gateway demo                      demo data, a demo app, and serve
     gateway customer add|list|set-password
     gateway client add|list
+    gateway doctor                    check configuration, database, mail, clock
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 
-from gateway.commands import client, customer, database, demo, serve
+from gateway.commands import client, customer, database, demo, doctor, serve
 from gateway.commands.output import run_handler
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = (database, serve, demo, customer, client)
+COMMAND_MODULES = (database, serve, demo, customer, client, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

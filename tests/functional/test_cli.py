@@ -300,3 +300,38 @@ def test_python_dash_m_gateway_works(initialised):
     result = run_subprocess(initialised, "--help")
     assert result.returncode == 0
     assert "Green Button" in result.stdout
+
+
+class TestDoctor:
+    def test_fails_before_init_and_says_how_to_fix(self, capsys, cli_environ):
+        status, out, _ = run(capsys, cli_environ, "doctor", "--json")
+        document = json.loads(out)
+        assert status == 1
+        migrations = next(check for check in document["checks"] if check["name"] == "migrations")
+        assert migrations["status"] == "fail"
+        assert "gateway init" in migrations["detail"]
+
+    def test_passes_on_an_initialised_database(self, capsys, initialised):
+        status, out, _ = run(capsys, initialised, "doctor", "--json")
+        document = json.loads(out)
+        assert status == 0, out
+        assert {check["name"] for check in document["checks"]} >= {"database", "migrations", "mail", "clock"}
+
+    def test_unreachable_smtp_server_fails(self, capsys, initialised):
+        import socket
+
+        with socket.socket() as sock:  # a port with nobody listening
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        status, out, _ = run(capsys, {**initialised, "GATEWAY_SMTP_URL": f"smtp://127.0.0.1:{port}"}, "doctor", "--json")
+        mail = next(check for check in json.loads(out)["checks"] if check["name"] == "mail")
+        assert status == 1
+        assert mail["status"] == "fail"
+
+    def test_unreachable_database_fails_clearly(self, capsys, initialised, tmp_path):
+        broken = {**initialised, "GATEWAY_DATABASE_URL": "postgresql+psycopg://nobody:x@127.0.0.1:1/none"}
+        status, out, _ = run(capsys, broken, "doctor", "--json")
+        database = next(check for check in json.loads(out)["checks"] if check["name"] == "database")
+        assert status == 1
+        assert "unreachable" in database["detail"]
+        assert ":x@" not in database["detail"]
