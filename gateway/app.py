@@ -10,6 +10,7 @@ from gateway.logs import configure_logging
 from gateway.routes import add_routes
 from gateway.services import Services
 from gateway.web.middleware import DatabaseSessionMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
+from gateway.web.metrics import MetricsMiddleware
 from gateway.web.transport import TransportSecurityMiddleware
 
 __all__ = ["create_app"]
@@ -22,6 +23,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> falco
     app = falcon.App(
         middleware=[
             RequestIdMiddleware(),
+            MetricsMiddleware(services.metrics),
             SecurityHeadersMiddleware(https=settings.requires_https),
             TransportSecurityMiddleware(
                 require_https=settings.requires_https, trusted_proxies=settings.trusted_proxies

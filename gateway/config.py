@@ -73,6 +73,13 @@ def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 
     return value
 
 
+def _networks(environ: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
 def _secret_key(environ: Mapping[str, str], var_dir: Path) -> str:
     """Return the configured secret key, or one generated on first run and persisted under ``var_dir``.
 
@@ -138,6 +145,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks (CIDR) of the reverse proxies whose ``X-Forwarded-Proto``/``-For`` we believe."""
 
+    metrics_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    """Networks allowed to scrape ``/metrics``."""
+
     smtp_url: str | None = None
     mail_from: str = "Green Button Gateway <no-reply@localhost>"
 
@@ -145,13 +155,17 @@ class Settings:
         object.__setattr__(self, "base_url", _parse_base_url(self.base_url))
         if not self.secret_key:
             raise ConfigurationError("a secret key is required (GATEWAY_SECRET_KEY or a generated one)")
-        for proxy in self.trusted_proxies:
-            try:
-                ipaddress.ip_network(proxy, strict=False)
-            except ValueError:
-                raise ConfigurationError(
-                    f"GATEWAY_TRUSTED_PROXIES must list IP addresses or networks, got {proxy!r}"
-                ) from None
+        for variable, networks in (
+            ("GATEWAY_TRUSTED_PROXIES", self.trusted_proxies),
+            ("GATEWAY_METRICS_NETWORKS", self.metrics_networks),
+        ):
+            for network in networks:
+                try:
+                    ipaddress.ip_network(network, strict=False)
+                except ValueError:
+                    raise ConfigurationError(
+                        f"{variable} must list IP addresses or networks, got {network!r}"
+                    ) from None
         if not 1 <= self.authorization_code_ttl <= 600:
             raise ConfigurationError("GATEWAY_CODE_TTL must be between 1 and 600 seconds (RFC 6749 §4.1.2)")
 
@@ -205,7 +219,8 @@ class Settings:
             max_upload_bytes=_int(env, "GATEWAY_MAX_UPLOAD_BYTES", 256 << 20, minimum=1024),
             database_pool_size=_int(env, "GATEWAY_DATABASE_POOL_SIZE", 5, minimum=1),
             statement_timeout_ms=_int(env, "GATEWAY_STATEMENT_TIMEOUT_MS", 30_000, minimum=0),
-            trusted_proxies=tuple(p.strip() for p in (env.get("GATEWAY_TRUSTED_PROXIES") or "").split(",") if p.strip()),
+            trusted_proxies=_networks(env, "GATEWAY_TRUSTED_PROXIES", ()),
+            metrics_networks=_networks(env, "GATEWAY_METRICS_NETWORKS", ("127.0.0.0/8", "::1/128")),
             smtp_url=env.get("GATEWAY_SMTP_URL") or None,
             mail_from=env.get("GATEWAY_MAIL_FROM") or "Green Button Gateway <no-reply@localhost>",
         )

@@ -14,6 +14,8 @@ import falcon
 from gunicorn.app.base import BaseApplication
 from sqlalchemy import Engine
 
+from gateway.metrics import worker_exited
+
 __all__ = ["GatewayServer", "default_workers"]
 
 
@@ -53,6 +55,7 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no
             "limit_request_fields": 100,
             "limit_request_field_size": 8190,
             "post_fork": post_fork,
+            "child_exit": lambda server, worker: worker_exited(worker.pid),
             "accesslog": None,
             "errorlog": "-",
             "proc_name": "greenbutton-gateway",

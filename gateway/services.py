@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import Settings
+from gateway.metrics import Metrics
 from gateway.security.digests import SecretDigester
 from gateway.security.passwords import PasswordHasher
 from gateway.storage.engine import make_engine, make_session_factory
@@ -24,6 +25,7 @@ class Services:
     sessions: sessionmaker[Session]
     passwords: PasswordHasher
     digester: SecretDigester
+    metrics: Metrics = dataclasses.field(default_factory=Metrics)
 
     @classmethod
     def build(cls, settings: Settings, *, engine: Engine | None = None) -> Services:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.app import create_app
 from gateway.commands.output import add_json_flag, emit, load_services
-from gateway.commands.serve import add_server_arguments
-from gateway.server import GatewayServer
+from gateway.commands.serve import add_server_arguments, run_gunicorn
 from gateway.storage import migrate
 
 
@@ -35,6 +33,5 @@ def demo(args: argparse.Namespace) -> int:
     emit(args, info.to_json(), describe_demo(info))
     if args.no_serve:
         return 0
-    app = create_app(services.settings, services=services)
-    GatewayServer(app, services.engine, host=args.host, port=args.port, workers=args.workers).run()
+    run_gunicorn(services, host=args.host, port=args.port, workers=args.workers)
     return 0

@@ -6,7 +6,9 @@ import argparse
 
 from gateway.app import create_app
 from gateway.commands.output import add_json_flag, load_services
+from gateway.metrics import enable_multiprocess
 from gateway.server import GatewayServer, default_workers
+from gateway.services import Services
 from gateway.storage import migrate
 
 
@@ -34,7 +36,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def serve(args: argparse.Namespace) -> int:
     services = load_services(args)
     migrate.upgrade(services.engine)
-    app = create_app(services.settings, services=services)
-    workers = args.workers or default_workers()
-    GatewayServer(app, services.engine, host=args.host, port=args.port, workers=workers).run()
+    run_gunicorn(services, host=args.host, port=args.port, workers=args.workers or default_workers())
     return 0
+
+
+def run_gunicorn(services: Services, *, host: str, port: int, workers: int) -> None:
+    """Serve the gateway under gunicorn until it is told to stop."""
+    if workers > 1:
+        # Several processes answer /metrics: each must see the counts of all (prometheus multiprocess mode).
+        enable_multiprocess(services.settings.var_dir / "metrics")
+    app = create_app(services.settings, services=services)
+    GatewayServer(app, services.engine, host=host, port=port, workers=workers).run()
