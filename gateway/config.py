@@ -118,6 +118,8 @@ class Settings:
     """Public base URL: every link in feeds and the OAuth issuer (RFC 8414 §2) derive from it."""
     database_url: str = "sqlite:///var/gateway.sqlite3"
     secret_key: str = dataclasses.field(default="", repr=False)
+    previous_secret_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    """Keys that were current before a rotation: still accepted when looking up tokens and client secrets."""
     var_dir: Path = Path("var")
     data_custodian_id: str = "greenbutton-gateway"
     certification_url: str | None = None
@@ -202,6 +204,9 @@ class Settings:
             base_url=env.get("GATEWAY_BASE_URL") or "http://127.0.0.1:8000",
             database_url=database_url,
             secret_key=_secret_key(env, var_dir),
+            previous_secret_keys=tuple(
+                key.strip() for key in (env.get("GATEWAY_PREVIOUS_SECRET_KEYS") or "").split(",") if key.strip()
+            ),
             var_dir=var_dir,
             data_custodian_id=env.get("GATEWAY_DATA_CUSTODIAN_ID") or "greenbutton-gateway",
             certification_url=env.get("GATEWAY_CERTIFICATION_URL") or None,

@@ -42,5 +42,5 @@ class Services:
             passwords=PasswordHasher(
                 time_cost=settings.password_time_cost, memory_cost_kib=settings.password_memory_cost_kib
             ),
-            digester=SecretDigester(settings.secret_key),
+            digester=SecretDigester(settings.secret_key, previous_keys=settings.previous_secret_keys),
         )
