@@ -6,6 +6,7 @@
     gateway customer add|list|set-password
     gateway client add|list
     gateway doctor                    check configuration, database, mail, clock
+    gateway validate FILE...          check Green Button feeds (schema and semantics)
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 
-from gateway.commands import client, customer, database, demo, doctor, serve
+from gateway.commands import client, customer, database, demo, doctor, serve, validate
 from gateway.commands.output import run_handler
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = (database, serve, demo, customer, client, doctor)
+COMMAND_MODULES = (database, serve, demo, customer, client, doctor, validate)
 
 
 def build_parser() -> argparse.ArgumentParser:

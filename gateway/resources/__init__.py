@@ -1,0 +1,1 @@
+"""Falcon resources, one module per ESPI resource family (NAESB REQ.21 REST binding)."""

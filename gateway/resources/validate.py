@@ -1,0 +1,90 @@
+"""``POST /validate``: the feed validator as a web service for integrators.
+
+The body is a Green Button document (an ESPI REQ.21 Atom feed or entry, RFC 4287); the answer is the JSON
+validation report of :mod:`gateway.espi.validator`, with status 200 whether or not the document is valid (the
+report says). Errors of the request itself use the gateway's one error mapping: 400 for a bad ``schema``
+parameter, 411 without a Content-Length, 413 for a body over ``settings.max_upload_bytes``, 415 for a
+content type that is not XML.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import falcon
+
+from gateway.config import Settings
+from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.espi.validator import DEFAULT_PER_CODE, SchemaProfile, validate_bytes
+
+__all__ = ["XML_MEDIA_TYPES", "ValidateResource"]
+
+XML_MEDIA_TYPES: Final = frozenset({"application/atom+xml", "application/xml", "text/xml"})
+"""Content types accepted for the body (ESPI serves feeds as application/atom+xml)."""
+
+_CHUNK: Final = 64 * 1024
+
+
+class ValidateResource:
+    """Validate a posted feed and answer with the report.
+
+    **No authentication is required**: this is a public tool for integrators checking their own files; it
+    reads nothing from the database and stores nothing. Its cost is bounded by the size cap (the body is read
+    in chunks and refused as soon as it exceeds ``settings.max_upload_bytes``) and by the hardened parser of
+    the validator (no DTD, no entities, no network).
+
+    Query parameters: ``schema`` = ``4.0`` (default) or ``3.3``.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._max_bytes = settings.max_upload_bytes
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Answer 200 with the JSON report; 400, 411, 413 or 415 when the request itself is wrong."""
+        profile = self._profile(req)
+        media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+        if media_type not in XML_MEDIA_TYPES:
+            raise UnsupportedMediaType(
+                f"send the feed as {', '.join(sorted(XML_MEDIA_TYPES))}; "
+                f"got {media_type or 'no Content-Type'}"
+            )
+        body = self._read_body(req)
+        report = validate_bytes(body, file="request body", profile=profile, max_bytes=self._max_bytes)
+        resp.media = report.to_dict(per_code=DEFAULT_PER_CODE)
+        resp.status = falcon.HTTP_200
+
+    @staticmethod
+    def _profile(req: falcon.Request) -> SchemaProfile:
+        raw = req.get_param("schema")
+        if raw is None:
+            return SchemaProfile.ESPI_4_0
+        try:
+            return SchemaProfile(raw)
+        except ValueError:
+            choices = " or ".join(profile.value for profile in SchemaProfile)
+            raise BadRequest(f"query parameter 'schema' must be {choices}, got {raw!r}") from None
+
+    def _read_body(self, req: falcon.Request) -> bytes:
+        """The body, read in chunks from ``bounded_stream``, refused past the cap (never read whole first)."""
+        limit = self._max_bytes
+        too_large = PayloadTooLarge(f"the feed exceeds the {limit:,}-byte limit of this endpoint")
+        if req.content_length is None:
+            # falcon's bounded_stream reads nothing without a Content-Length (a chunked upload would look
+            # empty): say so instead of reporting an empty document (RFC 9110 §15.5.12).
+            raise falcon.HTTPLengthRequired(
+                title="Length required", description="send the feed with a Content-Length header"
+            )
+        if req.content_length > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        stream = req.bounded_stream
+        while True:
+            chunk = stream.read(min(_CHUNK, limit - size + 1))
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
