@@ -7,6 +7,7 @@
     gateway client add|list
     gateway doctor                    check configuration, database, mail, clock
     gateway validate FILE...          check Green Button feeds (schema and semantics)
+    gateway sample-data               regenerate the realistic sample feeds in sample_data/
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 
-from gateway.commands import client, customer, database, demo, doctor, serve, validate
+from gateway.commands import client, customer, database, demo, doctor, sample_data, serve, validate
 from gateway.commands.output import run_handler
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = (database, serve, demo, customer, client, doctor, validate)
+COMMAND_MODULES = (database, serve, demo, customer, client, doctor, validate, sample_data)
 
 
 def build_parser() -> argparse.ArgumentParser:
