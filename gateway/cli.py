@@ -6,6 +6,8 @@
     gateway customer add|list|set-password
     gateway client add|list
     gateway doctor                    check configuration, database, mail, clock
+    gateway import FILE... --customer USERNAME [--lenient]
+                                      import Green Button files for a customer
     gateway validate FILE...          check Green Button feeds (schema and semantics)
     gateway sample-data               regenerate the realistic sample feeds in sample_data/
 """
@@ -15,12 +17,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 
-from gateway.commands import client, customer, database, demo, doctor, sample_data, serve, validate
+from gateway.commands import client, customer, database, demo, doctor, importer, sample_data, serve, validate
 from gateway.commands.output import run_handler
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = (database, serve, demo, customer, client, doctor, validate, sample_data)
+COMMAND_MODULES = (database, serve, demo, customer, client, importer, validate, sample_data, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """XML namespaces of Green Button feeds and the one prefix map every writer uses (ESPI-NOTES §1).
 
-Parse by namespace URI, never by prefix: real files use a default namespace, ``espi:``, ``ns0:``/``ns1:`` or ``ns3:``.
-Write with these stable prefixes only, so our output never shows ``ns0:``.
+Parse by namespace URI, never by prefix: real files use a default namespace, ``espi:``, ``ns0:``/``ns1:`` or
+``ns3:``. Write with these stable prefixes only, so our output never shows ``ns0:``.
 """
 
 from __future__ import annotations

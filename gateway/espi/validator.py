@@ -1,7 +1,7 @@
 """The Green Button feed validator for integrators: schema errors and semantic findings in one report.
 
-A document is read once through a hardened parser (size cap, no DTD, no entities, no network), validated
-once against the gateway's own XSDs (``validation_errors(root, "ours")``, which follow NAESB REQ.21 ESPI 4.0 and
+A document is read once through :func:`gateway.espi.safe_xml.parse_document` (size cap, no DTD, no entities,
+no network), validated once against the gateway's own XSDs (which follow NAESB REQ.21 ESPI 4.0 and
 RFC 4287), and then checked semantically over the same tree (:mod:`gateway.espi.semantic_checks`). Every
 problem becomes a :class:`Finding` with a stable code; a :class:`ValidationReport` groups them by code, counts
 them and shows the first few of each, so a file with 35,000 identical problems stays readable.
@@ -28,6 +28,7 @@ from typing import IO, Any, Final
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # no stubs unless lxml-stubs
 
 from gateway.espi.namespaces import ATOM, ESPI
+from gateway.espi.safe_xml import XmlLimits, XmlRejected, parse_document
 from gateway.espi.schemas import SchemaUnavailableError, validation_errors
 from gateway.espi.semantic_checks import FINDING_CODES, Finding, Severity, check_semantics
 
@@ -163,92 +164,6 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-# --- reading untrusted XML ----------------------------------------------------------------------------------
-
-
-class _InputRefused(Exception):
-    """The input cannot be checked; ``finding`` says why."""
-
-    def __init__(self, finding: Finding) -> None:
-        super().__init__(finding.message)
-        self.finding = finding
-
-
-def _refusal(code: str, message: str, line: int | None = None, column: int | None = None) -> _InputRefused:
-    return _InputRefused(Finding("error", code, line, message, column))
-
-
-# What may precede a DOCTYPE: a UTF-8 byte order mark, blanks, PIs and comments (XML 1.0 §2.8).
-_PROLOG = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
-
-
-def _parse_untrusted(data: bytes, max_bytes: int) -> Any:
-    """Parse untrusted bytes with the house hardening; raise :class:`_InputRefused` with a clear finding.
-
-    This is the one place to switch to :mod:`gateway.espi.safe_xml` if its gate becomes cheap enough. Its
-    defusedxml/expat gate is not used today because it costs about twice ``XMLSchema.validate`` on a
-    meter-year (~140 ms for 6.4 MB), which alone breaks the validator's performance target. The hardening
-    here covers the same threats: the size is capped before parsing; a DOCTYPE in the prolog is refused
-    before libxml2 reads it (and any that slips past is refused after the parse from ``docinfo``); libxml2
-    loads no DTD, expands no entity and opens no network connection; its default limits bound depth (256)
-    and text node size (``huge_tree`` stays off).
-    """
-    if len(data) > max_bytes:
-        raise _refusal(
-            "xml.too-large", f"the document is {len(data):,} bytes; the limit is {max_bytes:,} bytes"
-        )
-    # A DOCTYPE can only stand in the prolog: refuse it there, before libxml2 reads any declaration.
-    prolog = _PROLOG.match(data)
-    if prolog is not None and data.startswith(b"<!DOCTYPE", prolog.end()):
-        raise _refusal(
-            "xml.dtd-forbidden",
-            "the document has a DOCTYPE; DTDs and entity declarations are refused in Green Button documents "
-            "(they enable entity-expansion and external-entity attacks)",
-            data.count(b"\n", 0, prolog.end()) + 1,
-        )
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        collect_ids=False,  # no xml:id index: nothing here uses it, and it costs time on large trees
-        # Indentation between elements is not content (element-only content, XML Schema Part 1 §3.4.4) and
-        # libxml2 keeps whitespace that is an element's only text: dropping the rest changes no verdict, no
-        # line number, and saves a third of the schema pass on an indented meter-year.
-        remove_blank_text=True,
-    )
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as error:
-        line, column = error.position or (None, None)
-        message = str(error.msg or error).strip()
-        # The prolog check above catches DTDs first; these are libxml2's words for what slips past it.
-        if any(sign in message for sign in ("DOCTYPE", "amplification", "network entity", "external entity")):
-            raise _refusal(
-                "xml.dtd-forbidden",
-                f"DTDs and entities are not allowed in Green Button documents ({message})",
-                line,
-                column,
-            ) from None
-        raise _refusal(
-            "xml.not-well-formed", f"not well-formed XML: {message}", line, column or None
-        ) from None
-    except ValueError as error:  # e.g. a str with an encoding declaration, or empty input
-        raise _refusal("xml.not-well-formed", f"not well-formed XML: {error}") from None
-    if root is None:
-        raise _refusal("xml.not-well-formed", "not well-formed XML: the document is empty")
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
-        raise _refusal(
-            "xml.dtd-forbidden",
-            "the document has a DOCTYPE; DTDs and entity declarations are refused in Green Button documents "
-            "(they enable entity-expansion and external-entity attacks)",
-            1,
-        )
-    return root
-
-
 # --- the passes ---------------------------------------------------------------------------------------------
 
 _A: Final = f"{{{ATOM}}}"
@@ -341,10 +256,23 @@ def validate_bytes(
     """Validate a document given as bytes (ESPI REQ.21 feed or entry, RFC 4287); never raises on bad input."""
     profile = SchemaProfile(profile)
     try:
-        root = _parse_untrusted(data, max_bytes)
-    except _InputRefused as refused:
-        return ValidationReport(file, profile.value, (refused.finding,))
+        root = parse_document(data, XmlLimits(max_bytes=max_bytes))
+    except XmlRejected as refused:
+        code = _REFUSAL_CODES.get(refused.reason, "xml.not-well-formed")
+        finding = Finding("error", code, refused.line, refused.message, refused.column)
+        return ValidationReport(file, profile.value, (finding,))
     return validate_tree(root, file=file, profile=profile)
+
+
+# safe_xml's stable reasons, as the validator's finding codes.
+_REFUSAL_CODES: Final = {
+    "too_large": "xml.too-large",
+    "dtd": "xml.dtd-forbidden",
+    "entity": "xml.dtd-forbidden",
+    "external_reference": "xml.dtd-forbidden",
+    "not_well_formed": "xml.not-well-formed",
+    "not_utf8": "xml.not-well-formed",
+}
 
 
 def validate_stream(
