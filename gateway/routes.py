@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import falcon
 
-from gateway.services import Services
 from gateway.metrics import DatabaseCollector, token_gauges
-from gateway.oauth.resources import OAuthResources
+from gateway.resources.validate import ValidateResource
+from gateway.services import Services
 from gateway.web.health import HealthResource
-from gateway.web.auth import BearerAuth
 from gateway.web.metrics import MetricsResource
-from gateway.web.service_status import ReadServiceStatusResource
 
 __all__ = ["add_routes"]
 
@@ -18,6 +16,7 @@ __all__ = ["add_routes"]
 def add_routes(app: falcon.App, services: Services) -> None:
     """Mount every resource of the gateway on ``app``."""
     app.add_route("/healthz", HealthResource())
+    app.add_route("/validate", ValidateResource(services.settings))
     app.add_route(
         "/metrics",
         MetricsResource(
@@ -26,11 +25,3 @@ def add_routes(app: falcon.App, services: Services) -> None:
             services.settings.metrics_networks,
         ),
     )
-    oauth = OAuthResources(services)
-    app.add_route("/oauth/authorize", oauth.authorize)
-    app.add_route("/oauth/token", oauth.token)
-    app.add_route("/oauth/revoke", oauth.revoke)
-    app.add_route("/oauth/introspect", oauth.introspect)
-    app.add_route("/.well-known/oauth-authorization-server", oauth.metadata)
-    resource_base = "/DataCustodian/espi/1_1/resource"
-    app.add_route(f"{resource_base}/ReadServiceStatus", ReadServiceStatusResource(BearerAuth(services.digester)))
