@@ -3,6 +3,7 @@
     gateway init                      create or migrate the database
     gateway serve                     run under gunicorn (migrates first)
     gateway demo                      demo data, a demo app, and serve
+    gateway worker                    deliver queued mails and push notifications
     gateway customer add|list|set-password
     gateway client add|list
     gateway doctor                    check configuration, database, mail, clock
@@ -17,12 +18,23 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 
-from gateway.commands import client, customer, database, demo, doctor, importer, sample_data, serve, validate
+from gateway.commands import (
+    client,
+    customer,
+    database,
+    demo,
+    doctor,
+    importer,
+    sample_data,
+    serve,
+    validate,
+    worker,
+)
 from gateway.commands.output import run_handler
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = (database, serve, demo, customer, client, importer, validate, sample_data, doctor)
+COMMAND_MODULES = (database, serve, demo, worker, customer, client, importer, validate, sample_data, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

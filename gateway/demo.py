@@ -160,6 +160,8 @@ def describe_demo(info: DemoInfo) -> str:
         "Green Button gateway demo",
         "",
         f"  Health check:            {base}/healthz",
+        f"  Demo third-party app:    {base}/demo/   (connect, consent, see the data, revoke)",
+        f"  Customer dashboard:      {base}/consents",
         f"  OAuth metadata:          {base}/.well-known/oauth-authorization-server",
         f"  Feed validator:          POST a feed to {base}/validate",
         f"  ESPI resources under:    {base}/DataCustodian/espi/1_1/resource/",

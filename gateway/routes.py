@@ -5,10 +5,15 @@ from __future__ import annotations
 import falcon
 
 from gateway.metrics import DatabaseCollector, token_gauges
+from gateway.oauth.resources import OAuthResources
+from gateway.resources.customer import CustomerPages
+from gateway.resources.routes import add_espi_routes
 from gateway.resources.validate import ValidateResource
 from gateway.services import Services
+from gateway.web.auth import BearerAuth
 from gateway.web.health import HealthResource
 from gateway.web.metrics import MetricsResource
+from gateway.web.service_status import ReadServiceStatusResource
 
 __all__ = ["add_routes"]
 
@@ -25,3 +30,25 @@ def add_routes(app: falcon.App, services: Services) -> None:
             services.settings.metrics_networks,
         ),
     )
+    pages = CustomerPages(services)
+    oauth = OAuthResources(services, customer_sessions=pages.sessions)
+    app.add_route("/oauth/authorize", oauth.authorize)
+    app.add_route("/oauth/token", oauth.token)
+    app.add_route("/oauth/revoke", oauth.revoke)
+    app.add_route("/oauth/introspect", oauth.introspect)
+    app.add_route("/.well-known/oauth-authorization-server", oauth.metadata)
+    app.add_route("/oauth/consent-requests", pages.consent_api)
+    app.add_route("/oauth/consent-requests/{consent_request_id}", pages.consent_api, suffix="item")
+    app.add_route("/login", pages.login)
+    app.add_route("/logout", pages.logout)
+    app.add_route("/consent", pages.consent)
+    app.add_route("/consents", pages.consents)
+    app.add_route("/consents/history", pages.consents, suffix="history")
+    app.add_route("/consents/self-access", pages.self_access)
+    app.add_route("/consents/self-access/{client_id}/revoke", pages.self_access, suffix="revoke")
+    app.add_route("/consents/{consent_id}/revoke", pages.revoke)
+    app.add_route("/static/{name}", pages.static)
+    resource_base = "/DataCustodian/espi/1_1/resource"
+    bearer = BearerAuth(services.digester, services.engine)
+    app.add_route(f"{resource_base}/ReadServiceStatus", ReadServiceStatusResource(bearer))
+    add_espi_routes(app, services, bearer_auth=bearer)

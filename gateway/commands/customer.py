@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from gateway.commands.output import CommandError, add_json_flag, emit, load_services
 from gateway.customers import add_customer, get_customer_by_username
+from gateway.oauth.tokens import revoke_customer_refresh_tokens
 from gateway.storage.base import utcnow
 from gateway.storage.engine import session_scope
-from gateway.storage.models import RetailCustomer
+from gateway.storage.models import CustomerSession, RetailCustomer
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,9 +74,23 @@ def set_password_command(args: argparse.Namespace) -> int:
         raise CommandError(problem)
     with session_scope(services.sessions) as session:
         customer = get_customer_by_username(session, args.username)
+        now = utcnow()
         customer.password_hash = services.passwords.hash(password)
-        customer.password_changed_at = utcnow()
-        emit(args, {"id": customer.id, "username": customer.username, "password_changed": True}, "password changed")
+        customer.password_changed_at = now
+        # A new password ends every open browser session and every refresh token (RFC 9700 §4.14.2).
+        ended = session.execute(delete(CustomerSession).where(CustomerSession.customer_id == customer.id)).rowcount
+        revoked = revoke_customer_refresh_tokens(session, customer.id, now)
+        emit(
+            args,
+            {
+                "id": customer.id,
+                "username": customer.username,
+                "password_changed": True,
+                "sessions_ended": ended,
+                "refresh_tokens_revoked": revoked,
+            },
+            f"password changed; {ended} session(s) ended, {revoked} refresh token(s) revoked",
+        )
     return 0
 
 

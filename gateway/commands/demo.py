@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from gateway.app import create_app
 from gateway.commands.output import add_json_flag, emit, load_services
 from gateway.commands.serve import add_server_arguments, run_gunicorn
+from gateway.resources.demo_app import mount_demo_app
 from gateway.storage import migrate
 
 
@@ -33,5 +35,12 @@ def demo(args: argparse.Namespace) -> int:
     emit(args, info.to_json(), describe_demo(info))
     if args.no_serve:
         return 0
-    run_gunicorn(services, host=args.host, port=args.port, workers=args.workers)
+    app = create_app(services.settings, services=services)
+    mount_demo_app(
+        app,
+        services.settings,
+        client_id=info.third_party_app["client_id"],
+        client_secret=info.third_party_app["client_secret"],
+    )
+    run_gunicorn(app, services, args, workers=args.workers)
     return 0

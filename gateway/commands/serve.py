@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+
+import falcon
 
 from gateway.app import create_app
 from gateway.commands.output import add_json_flag, load_services
 from gateway.metrics import enable_multiprocess
+from gateway.outbox.worker import spawn_worker
 from gateway.server import GatewayServer, default_workers
 from gateway.services import Services
 from gateway.storage import migrate
@@ -22,6 +26,11 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, default_workers_cou
         metavar="N",
         help="worker processes (default: cores + 1)" if default_workers_count is None else f"worker processes (default {default_workers_count})",
     )
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not start the outbox worker (run `gateway worker` separately, e.g. on other nodes)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,14 +45,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def serve(args: argparse.Namespace) -> int:
     services = load_services(args)
     migrate.upgrade(services.engine)
-    run_gunicorn(services, host=args.host, port=args.port, workers=args.workers or default_workers())
+    app = create_app(services.settings, services=services)
+    run_gunicorn(app, services, args, workers=args.workers or default_workers())
     return 0
 
 
-def run_gunicorn(services: Services, *, host: str, port: int, workers: int) -> None:
-    """Serve the gateway under gunicorn until it is told to stop."""
+def run_gunicorn(app: falcon.App, services: Services, args: argparse.Namespace, *, workers: int) -> None:
+    """Serve ``app`` under gunicorn, with the outbox worker beside it, until told to stop."""
     if workers > 1:
         # Several processes answer /metrics: each must see the counts of all (prometheus multiprocess mode).
         enable_multiprocess(services.settings.var_dir / "metrics")
-    app = create_app(services.settings, services=services)
-    GatewayServer(app, services.engine, host=host, port=port, workers=workers).run()
+    # The outbox worker (mails, push notifications) runs as a child process, not a thread: the gunicorn master
+    # forks, and a fork while another thread holds a lock can deadlock the child.
+    outbox_worker = spawn_worker(args.environ) if not args.no_worker else None
+    try:
+        GatewayServer(app, services.engine, host=args.host, port=args.port, workers=workers).run()
+    finally:
+        if outbox_worker is not None:
+            outbox_worker.terminate()
+            try:
+                outbox_worker.wait(10)
+            except subprocess.TimeoutExpired:
+                outbox_worker.kill()

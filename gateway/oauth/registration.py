@@ -30,6 +30,7 @@ from gateway.storage.models import (
     OAuthToken,
     TokenType,
 )
+from gateway.storage.oauth import SubjectKind
 
 __all__ = [
     "GRANT_TYPES",
@@ -69,7 +70,9 @@ def validate_redirect_uri(uri: str) -> str:
             f"redirect URI {uri!r} must use https; http is allowed only on a loopback address (RFC 8252 §7.3)"
         )
     if parts.hostname == "localhost":
-        raise BadRequest(f"redirect URI {uri!r}: use 127.0.0.1 or [::1] rather than localhost (RFC 8252 §8.3)")
+        raise BadRequest(
+            f"redirect URI {uri!r}: use 127.0.0.1 or [::1] rather than localhost (RFC 8252 §8.3)"
+        )
     return uri
 
 
@@ -130,8 +133,15 @@ def register_client(
     contacts: Sequence[str] = (),
     owner_customer_id: int | None = None,
     client_id: str | None = None,
+    token_endpoint_auth_method: str | None = None,
+    require_pkce: bool = True,
 ) -> RegisteredClient:
-    """Register an application and issue its client secret and registration access token (RFC 7591 §3.2.1)."""
+    """Register an application and issue its client secret and registration access token (RFC 7591 §3.2.1).
+
+    ``token_endpoint_auth_method`` is ``client_secret_basic`` (the default for confidential clients) or
+    ``client_secret_post``; the token endpoint honours it (RFC 7591 §2). PKCE is required unless
+    ``require_pkce=False``, which public clients cannot choose (RFC 9700 §2.1.1).
+    """
     name = name.strip()
     if not name or len(name) > 256:
         raise BadRequest("the client name must be 1 to 256 characters")
@@ -145,6 +155,15 @@ def register_client(
     for role in roles:
         if role not in ClientRole.ALL:
             raise BadRequest(f"role {role!r} is unknown; choose from {', '.join(ClientRole.ALL)}")
+    if public:
+        auth_method = "none"
+    else:
+        auth_method = token_endpoint_auth_method or "client_secret_basic"
+        if auth_method not in ("client_secret_basic", "client_secret_post"):
+            raise BadRequest(
+                f"token endpoint auth method {auth_method!r} is not supported; "
+                "choose client_secret_basic or client_secret_post"
+            )
     client_id = client_id or f"gbc_{new_secret(16)}"
     if session.scalar(select(ApplicationInformation.id).where(ApplicationInformation.client_id == client_id)):
         raise BadRequest(f"client id {client_id!r} is already registered")
@@ -165,7 +184,8 @@ def register_client(
         scopes=canonical_scopes,
         grant_types=grants,
         roles=list(roles),
-        token_endpoint_auth_method="none" if public else "client_secret_basic",
+        token_endpoint_auth_method=auth_method,
+        require_pkce=require_pkce or public,
         status=ApplicationStatus.PRODUCTION,
         client_id_issued_at=now,
         owner_customer_id=owner_customer_id,
@@ -188,6 +208,7 @@ def register_client(
         OAuthToken(
             digest=digester.digest(registration_token),
             token_type=TokenType.REGISTRATION,
+            subject_kind=SubjectKind.REGISTRATION,
             application_id=application.id,
             authorization_id=registration.id,
             scope="FB=36_40",

@@ -13,7 +13,18 @@ import dataclasses
 import re
 from collections.abc import Iterable
 
-__all__ = ["FUNCTION_BLOCK_NAMES", "EspiScope", "ScopeError", "parse_scope"]
+__all__ = [
+    "FUNCTION_BLOCK_NAMES",
+    "OFFLINE_ACCESS",
+    "EspiScope",
+    "RequestedScope",
+    "ScopeError",
+    "parse_scope",
+    "parse_scope_parameter",
+]
+
+OFFLINE_ACCESS = "offline_access"
+"""The one non-ESPI scope token we accept: ask for a long-lived refresh token (as in OpenID Connect Core §11)."""
 
 
 class ScopeError(ValueError):
@@ -195,7 +206,9 @@ def parse_scope(text: str) -> EspiScope:
     if "BlockDuration" in seen:
         block_duration = seen["BlockDuration"].lower()
         if block_duration not in _BLOCK_DURATIONS:
-            raise ScopeError(f"BlockDuration must be one of {', '.join(_BLOCK_DURATIONS)}, got {seen['BlockDuration']!r}")
+            raise ScopeError(
+                f"BlockDuration must be one of {', '.join(_BLOCK_DURATIONS)}, got {seen['BlockDuration']!r}"
+            )
 
     bulk_id = seen.get("BR")
     if bulk_id is not None and not _BULK_ID.match(bulk_id):
@@ -205,14 +218,18 @@ def parse_scope(text: str) -> EspiScope:
         function_blocks=frozenset(blocks),
         interval_durations=durations,
         block_duration=block_duration,
-        history_length=_int_value("HistoryLength", seen["HistoryLength"]) if "HistoryLength" in seen else None,
+        history_length=_int_value("HistoryLength", seen["HistoryLength"])
+        if "HistoryLength" in seen
+        else None,
         subscription_frequency=(
             _int_value("SubscriptionFrequency", seen["SubscriptionFrequency"])
             if "SubscriptionFrequency" in seen
             else None
         ),
         account_collection=(
-            _int_value("AccountCollection", seen["AccountCollection"]) if "AccountCollection" in seen else None
+            _int_value("AccountCollection", seen["AccountCollection"])
+            if "AccountCollection" in seen
+            else None
         ),
         bulk_id=bulk_id,
     )
@@ -230,3 +247,46 @@ _KEYS = {
         "BR",
     )
 }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequestedScope:
+    """An OAuth ``scope`` parameter (RFC 6749 §3.3): at most one ESPI scope, plus ``offline_access`` or not."""
+
+    espi: EspiScope | None
+    offline_access: bool = False
+
+    def tokens(self) -> list[str]:
+        """The space-separated tokens of the canonical form (what a token response echoes)."""
+        result = [] if self.espi is None else [str(self.espi)]
+        if self.offline_access:
+            result.append(OFFLINE_ACCESS)
+        return result
+
+    def __str__(self) -> str:
+        return " ".join(self.tokens())
+
+
+def parse_scope_parameter(value: str | Iterable[str] | None) -> RequestedScope:
+    """Parse an OAuth scope parameter holding one ESPI scope and optionally ``offline_access``.
+
+    ``value`` is the raw parameter or the list of its space-separated tokens (RFC 6749 §3.3, order does not
+    matter). Raise :class:`ScopeError` for a second ESPI scope, a repeated token or any malformed ESPI term.
+    """
+    if value is None:
+        return RequestedScope(espi=None)
+    tokens = value.split() if isinstance(value, str) else [token for token in value if token]
+    if len(tokens) > 8:
+        raise ScopeError("too many scope tokens")
+    espi: EspiScope | None = None
+    offline = False
+    for token in tokens:
+        if token == OFFLINE_ACCESS:
+            if offline:
+                raise ScopeError("offline_access appears twice")
+            offline = True
+            continue
+        if espi is not None:
+            raise ScopeError("only one ESPI scope may be requested at a time")
+        espi = parse_scope(token)
+    return RequestedScope(espi=espi, offline_access=offline)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, ForeignKey, SmallInteger, String
+from sqlalchemy import JSON, Boolean, ForeignKey, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.storage.base import Base, UTCDateTime
@@ -67,6 +67,9 @@ class ApplicationInformation(EspiResourceMixin, Base):
     grant_types: Mapped[list[str]] = mapped_column(JSON)
     roles: Mapped[list[str]] = mapped_column(JSON, default=lambda: [ClientRole.THIRD_PARTY])
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")
+    """``client_secret_basic``, ``client_secret_post`` or ``none`` (public); honoured per client (RFC 7591 §2)."""
+    require_pkce: Mapped[bool] = mapped_column(Boolean, default=True)
+    """PKCE is required by default for every client and always for public ones (RFC 9700 §2.1.1)."""
     status: Mapped[int] = mapped_column(SmallInteger, default=ApplicationStatus.PRODUCTION)
     third_party_application_type: Mapped[int | None] = mapped_column(SmallInteger)
     third_party_application_use: Mapped[int | None] = mapped_column(SmallInteger)

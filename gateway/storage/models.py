@@ -11,8 +11,11 @@ from gateway.storage.authorization import (
     subscription_usage_point,
 )
 from gateway.storage.base import Base
+from gateway.storage.consent import Consent, ConsentEvent, ConsentRequest, CustomerSession
 from gateway.storage.customer import RetailCustomer
-from gateway.storage.oauth import AuthorizationCode, OAuthToken, TokenType
+from gateway.storage.oauth import AuthorizationCode, OAuthToken, PendingAuthorizationRequest, TokenType
+from gateway.storage.outbox import OutboxMessage
+from gateway.storage.throttle import ThrottleCounter
 from gateway.storage.usage import (
     ElectricPowerQualitySummary,
     IntervalBlock,
@@ -34,15 +37,22 @@ __all__ = [
     "AuthorizationStatus",
     "Base",
     "ClientRole",
+    "Consent",
+    "ConsentEvent",
+    "ConsentRequest",
+    "CustomerSession",
     "ElectricPowerQualitySummary",
     "IntervalBlock",
     "LineItem",
     "LocalTimeParameters",
     "MeterReading",
     "OAuthToken",
+    "OutboxMessage",
+    "PendingAuthorizationRequest",
     "ReadingType",
     "RetailCustomer",
     "Subscription",
+    "ThrottleCounter",
     "TokenType",
     "UsagePoint",
     "UsageSummary",

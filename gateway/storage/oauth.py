@@ -10,16 +10,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.storage.base import Base, UTCDateTime, utcnow
+from gateway.storage.throttle import ThrottleCounter
 
 if TYPE_CHECKING:
     from gateway.storage.application import ApplicationInformation
     from gateway.storage.authorization import Authorization
 
-__all__ = ["AuthorizationCode", "OAuthToken", "TokenType"]
+__all__ = [
+    "AuthorizationCode",
+    "OAuthToken",
+    "PendingAuthorizationRequest",
+    "SubjectKind",
+    "ThrottleCounter",
+    "TokenType",
+]
 
 
 class TokenType:
@@ -30,15 +38,47 @@ class TokenType:
     REGISTRATION = "registration"
 
 
+class SubjectKind:
+    """Whom a token speaks for: what a resource may let it read (ESPI-NOTES §3)."""
+
+    CUSTOMER = "customer"
+    CLIENT = "client"
+    REGISTRATION = "registration"
+    CUSTODIAN = "custodian"
+    UPLOAD = "upload"
+
+
 class OAuthToken(Base):
-    """An access, refresh or registration access token (RFC 6749 §1.4–1.5, RFC 7591 §3)."""
+    """An access, refresh or registration access token (RFC 6749 §1.4-1.5, RFC 7591 §3)."""
 
     __tablename__ = "oauth_token"
+    __table_args__ = (
+        # Every bearer check is one lookup by digest and must see a revocation at once on any node (no cache), so
+        # the unique index covers the columns that check reads (PostgreSQL index-only scans; SQLite ignores INCLUDE).
+        Index(
+            "uq_oauth_token_digest",
+            "digest",
+            unique=True,
+            postgresql_include=[
+                "token_type",
+                "subject_kind",
+                "application_id",
+                "authorization_id",
+                "expires_at",
+                "revoked_at",
+            ],
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    digest: Mapped[str] = mapped_column(String(64))
     token_type: Mapped[str] = mapped_column(String(16))
-    application_id: Mapped[int] = mapped_column(ForeignKey("application_information.id", ondelete="CASCADE"), index=True)
+    subject_kind: Mapped[str | None] = mapped_column(String(16))
+    """A :class:`SubjectKind`; ``None`` on registration tokens minted before it existed (read as registration)."""
+    offline_access: Mapped[bool] = mapped_column(Boolean, default=False)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("application_information.id", ondelete="CASCADE"), index=True
+    )
     authorization_id: Mapped[int | None] = mapped_column(
         ForeignKey("authorization.id", ondelete="CASCADE"), index=True
     )
@@ -63,13 +103,55 @@ class AuthorizationCode(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
-    application_id: Mapped[int] = mapped_column(ForeignKey("application_information.id", ondelete="CASCADE"), index=True)
-    authorization_id: Mapped[int] = mapped_column(ForeignKey("authorization.id", ondelete="CASCADE"), index=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("application_information.id", ondelete="CASCADE"), index=True
+    )
+    authorization_id: Mapped[int] = mapped_column(
+        ForeignKey("authorization.id", ondelete="CASCADE"), index=True
+    )
     redirect_uri: Mapped[str] = mapped_column(String(2048))
     scope: Mapped[str] = mapped_column(String(1024))
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(8))
     nonce_state: Mapped[str | None] = mapped_column(String(512))
+    family_id: Mapped[str] = mapped_column(String(36), index=True)
+    """The token family the code's tokens join: a replayed code revokes it (RFC 6749 §4.1.2)."""
+    offline_access: Mapped[bool] = mapped_column(Boolean, default=False)
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     redeemed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class PendingAuthorizationRequest(Base):
+    """An authorization request validated at ``/oauth/authorize`` and waiting for the customer's decision.
+
+    Kept server-side (RFC 9700 §4.7: the consent form then carries only this id, nothing to tamper with). The id is a
+    random handle with ≥ 128 bits; the request expires after about ten minutes and is decided once.
+    """
+
+    __tablename__ = "oauth_pending_authorization"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("application_information.id", ondelete="CASCADE"), index=True
+    )
+    request_uri: Mapped[str] = mapped_column(Text)
+    """The authorization request URI as received; re-validated by oauthlib when the customer decides."""
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    scope: Mapped[str] = mapped_column(String(1024))
+    """The requested ESPI scope, canonical form."""
+    offline_access: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str | None] = mapped_column(String(1024))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    """``approved`` or ``denied`` once decided."""
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("retail_customer.id", ondelete="CASCADE"), index=True
+    )
+    authorization_id: Mapped[int | None] = mapped_column(ForeignKey("authorization.id", ondelete="SET NULL"))
+
+    application: Mapped[ApplicationInformation] = relationship()

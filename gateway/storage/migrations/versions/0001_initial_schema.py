@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 07:18:52.266430
+Create Date: 2026-11-23 08:11:24.856563
 """
 
 from __future__ import annotations
@@ -31,6 +31,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_local_time_parameters')),
     sa.UniqueConstraint('uuid', name=op.f('uq_local_time_parameters_uuid'))
     )
+    op.create_table('outbox_message',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_message'))
+    )
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_message_due', ['state', 'next_attempt_at'], unique=False)
+
     op.create_table('reading_type',
     sa.Column('accumulation_behaviour', sa.SmallInteger(), nullable=True),
     sa.Column('commodity', sa.SmallInteger(), nullable=True),
@@ -75,6 +91,13 @@ def upgrade() -> None:
     sa.UniqueConstraint('username', name=op.f('uq_retail_customer_username')),
     sa.UniqueConstraint('uuid', name=op.f('uq_retail_customer_uuid'))
     )
+    op.create_table('throttle_counter',
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('window_started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('blocked_until', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_throttle_counter'))
+    )
     op.create_table('application_information',
     sa.Column('client_id', sa.String(length=64), nullable=False),
     sa.Column('client_secret_digest', sa.String(length=64), nullable=True),
@@ -92,6 +115,7 @@ def upgrade() -> None:
     sa.Column('grant_types', sa.JSON(), nullable=False),
     sa.Column('roles', sa.JSON(), nullable=False),
     sa.Column('token_endpoint_auth_method', sa.String(length=32), nullable=False),
+    sa.Column('require_pkce', sa.Boolean(), nullable=False),
     sa.Column('status', sa.SmallInteger(), nullable=False),
     sa.Column('third_party_application_type', sa.SmallInteger(), nullable=True),
     sa.Column('third_party_application_use', sa.SmallInteger(), nullable=True),
@@ -112,6 +136,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('application_information', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_application_information_owner_customer_id'), ['owner_customer_id'], unique=False)
+
+    op.create_table('customer_session',
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('client_ip', sa.String(length=64), nullable=True),
+    sa.Column('user_agent', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['retail_customer.id'], name=op.f('fk_customer_session_customer_id_retail_customer'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('digest', name=op.f('pk_customer_session'))
+    )
+    with op.batch_alter_table('customer_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_customer_session_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_customer_session_expires_at'), ['expires_at'], unique=False)
 
     op.create_table('usage_point',
     sa.Column('customer_id', sa.Integer(), nullable=False),
@@ -177,6 +216,22 @@ def upgrade() -> None:
     with op.batch_alter_table('authorization', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_authorization_application_id'), ['application_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_authorization_customer_id'), ['customer_id'], unique=False)
+
+    op.create_table('consent_request',
+    sa.Column('id', sa.String(length=48), nullable=False),
+    sa.Column('application_id', sa.Integer(), nullable=False),
+    sa.Column('scope', sa.String(length=256), nullable=False),
+    sa.Column('expiration_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('data_from', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('data_to', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('status', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status_updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['application_id'], ['application_information.id'], name=op.f('fk_consent_request_application_id_application_information'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_request'))
+    )
+    with op.batch_alter_table('consent_request', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consent_request_application_id'), ['application_id'], unique=False)
 
     op.create_table('electric_power_quality_summary',
     sa.Column('usage_point_id', sa.Integer(), nullable=False),
@@ -254,6 +309,46 @@ def upgrade() -> None:
     with op.batch_alter_table('usage_summary', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_usage_summary_usage_point_id'), ['usage_point_id'], unique=False)
 
+    op.create_table('consent',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('public_id', sa.String(length=36), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('application_id', sa.Integer(), nullable=False),
+    sa.Column('authorization_id', sa.Integer(), nullable=True),
+    sa.Column('application_name', sa.String(length=256), nullable=False),
+    sa.Column('application_version', sa.String(length=32), nullable=False),
+    sa.Column('requested_scope', sa.String(length=256), nullable=False),
+    sa.Column('granted_scope', sa.String(length=256), nullable=True),
+    sa.Column('offline_access', sa.Boolean(), nullable=False),
+    sa.Column('usage_points', sa.JSON(), nullable=False),
+    sa.Column('data_from', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('data_to', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('requested_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('client_ip', sa.String(length=64), nullable=True),
+    sa.Column('user_agent', sa.String(length=512), nullable=True),
+    sa.Column('terms_version', sa.String(length=32), nullable=True),
+    sa.Column('authorization_request_id', sa.String(length=64), nullable=True),
+    sa.Column('consent_request_id', sa.String(length=48), nullable=True),
+    sa.CheckConstraint("status IN ('active', 'denied', 'revoked', 'expired')", name=op.f('ck_consent_status')),
+    sa.ForeignKeyConstraint(['application_id'], ['application_information.id'], name=op.f('fk_consent_application_id_application_information')),
+    sa.ForeignKeyConstraint(['authorization_id'], ['authorization.id'], name=op.f('fk_consent_authorization_id_authorization')),
+    sa.ForeignKeyConstraint(['consent_request_id'], ['consent_request.id'], name=op.f('fk_consent_consent_request_id_consent_request')),
+    sa.ForeignKeyConstraint(['customer_id'], ['retail_customer.id'], name=op.f('fk_consent_customer_id_retail_customer')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent')),
+    sa.UniqueConstraint('authorization_id', name=op.f('uq_consent_authorization_id')),
+    sa.UniqueConstraint('public_id', name=op.f('uq_consent_public_id'))
+    )
+    with op.batch_alter_table('consent', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consent_application_id'), ['application_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_consent_consent_request_id'), ['consent_request_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_consent_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_consent_customer_status', ['customer_id', 'status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_consent_expires_at'), ['expires_at'], unique=False)
+
     op.create_table('interval_block',
     sa.Column('meter_reading_id', sa.Integer(), nullable=False),
     sa.Column('start', sa.BigInteger(), nullable=False),
@@ -281,6 +376,8 @@ def upgrade() -> None:
     sa.Column('code_challenge', sa.String(length=128), nullable=True),
     sa.Column('code_challenge_method', sa.String(length=8), nullable=True),
     sa.Column('nonce_state', sa.String(length=512), nullable=True),
+    sa.Column('family_id', sa.String(length=36), nullable=False),
+    sa.Column('offline_access', sa.Boolean(), nullable=False),
     sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('redeemed_at', sa.DateTime(timezone=True), nullable=True),
@@ -292,11 +389,40 @@ def upgrade() -> None:
     with op.batch_alter_table('oauth_authorization_code', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_oauth_authorization_code_application_id'), ['application_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_oauth_authorization_code_authorization_id'), ['authorization_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_oauth_authorization_code_family_id'), ['family_id'], unique=False)
+
+    op.create_table('oauth_pending_authorization',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('application_id', sa.Integer(), nullable=False),
+    sa.Column('request_uri', sa.Text(), nullable=False),
+    sa.Column('redirect_uri', sa.String(length=2048), nullable=False),
+    sa.Column('scope', sa.String(length=1024), nullable=False),
+    sa.Column('offline_access', sa.Boolean(), nullable=False),
+    sa.Column('state', sa.String(length=1024), nullable=True),
+    sa.Column('code_challenge', sa.String(length=128), nullable=True),
+    sa.Column('code_challenge_method', sa.String(length=8), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('outcome', sa.String(length=16), nullable=True),
+    sa.Column('customer_id', sa.Integer(), nullable=True),
+    sa.Column('authorization_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['application_id'], ['application_information.id'], name=op.f('fk_oauth_pending_authorization_application_id_application_information'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['authorization_id'], ['authorization.id'], name=op.f('fk_oauth_pending_authorization_authorization_id_authorization'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['customer_id'], ['retail_customer.id'], name=op.f('fk_oauth_pending_authorization_customer_id_retail_customer'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_oauth_pending_authorization'))
+    )
+    with op.batch_alter_table('oauth_pending_authorization', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_oauth_pending_authorization_application_id'), ['application_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_oauth_pending_authorization_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_oauth_pending_authorization_expires_at'), ['expires_at'], unique=False)
 
     op.create_table('oauth_token',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('digest', sa.String(length=64), nullable=False),
     sa.Column('token_type', sa.String(length=16), nullable=False),
+    sa.Column('subject_kind', sa.String(length=16), nullable=True),
+    sa.Column('offline_access', sa.Boolean(), nullable=False),
     sa.Column('application_id', sa.Integer(), nullable=False),
     sa.Column('authorization_id', sa.Integer(), nullable=True),
     sa.Column('scope', sa.String(length=1024), nullable=False),
@@ -310,13 +436,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['application_id'], ['application_information.id'], name=op.f('fk_oauth_token_application_id_application_information'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['authorization_id'], ['authorization.id'], name=op.f('fk_oauth_token_authorization_id_authorization'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['parent_id'], ['oauth_token.id'], name=op.f('fk_oauth_token_parent_id_oauth_token'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_oauth_token')),
-    sa.UniqueConstraint('digest', name=op.f('uq_oauth_token_digest'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_oauth_token'))
     )
     with op.batch_alter_table('oauth_token', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_oauth_token_application_id'), ['application_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_oauth_token_authorization_id'), ['authorization_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_oauth_token_family_id'), ['family_id'], unique=False)
+        batch_op.create_index('uq_oauth_token_digest', ['digest'], unique=True, postgresql_include=['token_type', 'subject_kind', 'application_id', 'authorization_id', 'expires_at', 'revoked_at'])
 
     op.create_table('subscription',
     sa.Column('authorization_id', sa.Integer(), nullable=False),
@@ -358,10 +484,29 @@ def upgrade() -> None:
     with op.batch_alter_table('usage_summary_line_item', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_usage_summary_line_item_usage_summary_id'), ['usage_summary_id'], unique=False)
 
+    op.create_table('consent_event',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('consent_id', sa.Integer(), nullable=True),
+    sa.Column('consent_request_id', sa.String(length=48), nullable=True),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('actor', sa.String(length=16), nullable=False),
+    sa.Column('client_ip', sa.String(length=64), nullable=True),
+    sa.Column('user_agent', sa.String(length=512), nullable=True),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    sa.CheckConstraint('consent_id IS NOT NULL OR consent_request_id IS NOT NULL', name=op.f('ck_consent_event_subject')),
+    sa.ForeignKeyConstraint(['consent_id'], ['consent.id'], name=op.f('fk_consent_event_consent_id_consent')),
+    sa.ForeignKeyConstraint(['consent_request_id'], ['consent_request.id'], name=op.f('fk_consent_event_consent_request_id_consent_request')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_event'))
+    )
+    with op.batch_alter_table('consent_event', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consent_event_consent_id'), ['consent_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_consent_event_consent_request_id'), ['consent_request_id'], unique=False)
+
     op.create_table('interval_reading',
     sa.Column('interval_block_id', sa.Integer(), nullable=False),
-    sa.Column('start', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('duration', sa.Integer(), nullable=False),
+    sa.Column('start', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('value', sa.BigInteger(), nullable=True),
     sa.Column('cost', sa.BigInteger(), nullable=True),
     sa.Column('quality', sa.String(length=64), nullable=True),
@@ -382,16 +527,36 @@ def upgrade() -> None:
     with op.batch_alter_table('subscription_usage_point', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_subscription_usage_point_usage_point_id'), ['usage_point_id'], unique=False)
 
+    # consent_event is append-only: triggers refuse UPDATE and DELETE (gateway.storage.append_only)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("CREATE OR REPLACE FUNCTION gateway_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'table % is append-only', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; END $$")
+        op.execute('CREATE TRIGGER consent_event_append_only BEFORE UPDATE OR DELETE ON consent_event FOR EACH ROW EXECUTE FUNCTION gateway_refuse_change()')
+        op.execute('CREATE TRIGGER consent_event_append_only_truncate BEFORE TRUNCATE ON consent_event FOR EACH STATEMENT EXECUTE FUNCTION gateway_refuse_change()')
+    else:
+        op.execute("CREATE TRIGGER consent_event_append_only_update BEFORE UPDATE ON consent_event BEGIN SELECT RAISE(ABORT, 'table consent_event is append-only'); END")
+        op.execute("CREATE TRIGGER consent_event_append_only_delete BEFORE DELETE ON consent_event BEGIN SELECT RAISE(ABORT, 'table consent_event is append-only'); END")
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    # drop the append-only triggers of consent_event (gateway.storage.append_only)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute('DROP TRIGGER IF EXISTS consent_event_append_only ON consent_event')
+        op.execute('DROP TRIGGER IF EXISTS consent_event_append_only_truncate ON consent_event')
+    else:
+        op.execute('DROP TRIGGER IF EXISTS consent_event_append_only_update')
+        op.execute('DROP TRIGGER IF EXISTS consent_event_append_only_delete')
     with op.batch_alter_table('subscription_usage_point', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subscription_usage_point_usage_point_id'))
 
     op.drop_table('subscription_usage_point')
     op.drop_table('interval_reading')
+    with op.batch_alter_table('consent_event', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consent_event_consent_request_id'))
+        batch_op.drop_index(batch_op.f('ix_consent_event_consent_id'))
+
+    op.drop_table('consent_event')
     with op.batch_alter_table('usage_summary_line_item', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_usage_summary_line_item_usage_summary_id'))
 
@@ -402,12 +567,20 @@ def downgrade() -> None:
 
     op.drop_table('subscription')
     with op.batch_alter_table('oauth_token', schema=None) as batch_op:
+        batch_op.drop_index('uq_oauth_token_digest', postgresql_include=['token_type', 'subject_kind', 'application_id', 'authorization_id', 'expires_at', 'revoked_at'])
         batch_op.drop_index(batch_op.f('ix_oauth_token_family_id'))
         batch_op.drop_index(batch_op.f('ix_oauth_token_authorization_id'))
         batch_op.drop_index(batch_op.f('ix_oauth_token_application_id'))
 
     op.drop_table('oauth_token')
+    with op.batch_alter_table('oauth_pending_authorization', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_oauth_pending_authorization_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_oauth_pending_authorization_customer_id'))
+        batch_op.drop_index(batch_op.f('ix_oauth_pending_authorization_application_id'))
+
+    op.drop_table('oauth_pending_authorization')
     with op.batch_alter_table('oauth_authorization_code', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_oauth_authorization_code_family_id'))
         batch_op.drop_index(batch_op.f('ix_oauth_authorization_code_authorization_id'))
         batch_op.drop_index(batch_op.f('ix_oauth_authorization_code_application_id'))
 
@@ -416,6 +589,14 @@ def downgrade() -> None:
         batch_op.drop_index('ix_interval_block_meter_reading_start')
 
     op.drop_table('interval_block')
+    with op.batch_alter_table('consent', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consent_expires_at'))
+        batch_op.drop_index('ix_consent_customer_status')
+        batch_op.drop_index(batch_op.f('ix_consent_customer_id'))
+        batch_op.drop_index(batch_op.f('ix_consent_consent_request_id'))
+        batch_op.drop_index(batch_op.f('ix_consent_application_id'))
+
+    op.drop_table('consent')
     with op.batch_alter_table('usage_summary', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_usage_summary_usage_point_id'))
 
@@ -429,6 +610,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_electric_power_quality_summary_usage_point_id'))
 
     op.drop_table('electric_power_quality_summary')
+    with op.batch_alter_table('consent_request', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consent_request_application_id'))
+
+    op.drop_table('consent_request')
     with op.batch_alter_table('authorization', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_authorization_customer_id'))
         batch_op.drop_index(batch_op.f('ix_authorization_application_id'))
@@ -438,11 +623,21 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_usage_point_customer_id'))
 
     op.drop_table('usage_point')
+    with op.batch_alter_table('customer_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_customer_session_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_customer_session_customer_id'))
+
+    op.drop_table('customer_session')
     with op.batch_alter_table('application_information', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_application_information_owner_customer_id'))
 
     op.drop_table('application_information')
+    op.drop_table('throttle_counter')
     op.drop_table('retail_customer')
     op.drop_table('reading_type')
+    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_message_due')
+
+    op.drop_table('outbox_message')
     op.drop_table('local_time_parameters')
     # ### end Alembic commands ###

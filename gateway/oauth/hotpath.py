@@ -1,0 +1,105 @@
+"""Reads and single-statement writes for the hot paths (bearer checks, client_credentials), outside the request's
+write transaction.
+
+On SQLite the engine factory opens every transaction with ``BEGIN IMMEDIATE`` so that two writers never deadlock; a
+request that only *reads* a token then still takes the database's write lock, and the gunicorn workers queue behind
+each other (SQLite's busy handler sleeps in millisecond steps). Token lookups need no transaction at all: one
+``SELECT`` in autocommit mode sees every committed revocation (WAL readers never wait for writers), so a revocation
+still takes effect on the very next request on any worker. Likewise a client_credentials token is one ``INSERT``
+that depends on nothing else the request writes: in autocommit mode the write lock is held for that statement only.
+This module gives those statements their own autocommit connection (foreign keys and durability settings as in
+the engine factory).
+
+PostgreSQL has no such lock: there, and whenever the request's session is bound to a connection rather than an
+engine (the test suite's savepoint-per-test isolation), or once the request's session has begun a transaction (its
+writes must stay atomic and visible to its reads), everything simply goes through the request's session.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.orm import Session
+
+__all__ = ["HotPath"]
+
+
+def _autocommit_connection(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # autocommit: no BEGIN, each statement is its own transaction
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # as the engine factory: WAL commits without an fsync each
+    cursor.close()
+
+
+class HotPath:
+    """Hand out autocommit connections and sessions on SQLite; ``None`` (use the request's session) elsewhere."""
+
+    _instances: ClassVar[weakref.WeakKeyDictionary[Engine, HotPath]] = weakref.WeakKeyDictionary()
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._autocommit: Engine | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> HotPath:
+        """The one instance per engine, so that a process keeps one small autocommit pool."""
+        with _REGISTRY_LOCK:
+            instance = cls._instances.get(engine)
+            if instance is None:
+                instance = cls._instances[engine] = cls(engine)
+            return instance
+
+    def _autocommit_engine(self) -> Engine:
+        # Built lazily, so that a forked gunicorn worker builds its own and never shares the master's connections.
+        if self._autocommit is None:
+            with self._lock:
+                if self._autocommit is None:
+                    # Nothing is ever left open on these connections, so returning one needs no ROLLBACK.
+                    autocommit = create_engine(
+                        self._engine.url, pool_size=2, max_overflow=4, pool_reset_on_return=None
+                    )
+                    event.listen(autocommit, "connect", _autocommit_connection)
+                    self._autocommit = autocommit
+        return self._autocommit
+
+    def _applies(self, session: Session) -> bool:
+        # Inside a transaction the session must see its own uncommitted writes and keep them atomic: use it.
+        return (
+            self._engine.dialect.name == "sqlite"
+            and isinstance(session.get_bind(), Engine)
+            and not session.in_transaction()
+        )
+
+    @contextmanager
+    def connection(self, session: Session) -> Iterator[Connection]:
+        """A connection for reads, or for one write that needs no other write of the request to be atomic with."""
+        if not self._applies(session):
+            yield session.connection()
+            return
+        with self._autocommit_engine().connect() as connection:
+            yield connection
+
+    def connection_for(self, session: Session) -> Connection | None:
+        """A new autocommit connection beside ``session`` (the caller closes it), or ``None`` to use ``session``.
+
+        A statement executed on it commits on its own: SQLite's driver is in autocommit mode on these connections
+        and no ``BEGIN`` is ever emitted (the engine factory's ``BEGIN IMMEDIATE`` hook is not installed here).
+        """
+        if not self._applies(session):
+            return None
+        return self._autocommit_engine().connect()
+
+    def dispose(self) -> None:
+        if self._autocommit is not None:
+            self._autocommit.dispose()
+
+
+_REGISTRY_LOCK = threading.Lock()
