@@ -8,6 +8,7 @@ play the consent UI in-process, on the same database file, through the same doma
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -85,9 +86,9 @@ class LiveGateway:
         return self.process.output()
 
 
-@pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    tmp: Path = tmp_path_factory.mktemp("blackbox")
+@contextlib.contextmanager
+def start_live(tmp: Path, **overrides: str) -> Iterator[LiveGateway]:
+    """Start ``gateway serve`` (2 sync workers) on a fresh SQLite database; stop it afterwards."""
     port = free_port()
     environ = {
         "GATEWAY_DATABASE_URL": f"sqlite:///{tmp / 'gateway.sqlite3'}",
@@ -100,6 +101,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
         "GATEWAY_REFRESH_REUSE_GRACE": "0",
         # Debug logging on purpose: row 32 checks that even then no token, code or secret is written.
         "GATEWAY_LOG_LEVEL": "DEBUG",
+        **overrides,
     }
     process = GatewayProcess(
         ["serve", "--port", str(port), "--workers", "2"], environ, tmp / "gateway.log", port
@@ -118,6 +120,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
             os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = previous
         services.engine.dispose()
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    with start_live(tmp_path_factory.mktemp("blackbox")) as gateway:
+        yield gateway
 
 
 @pytest.fixture
