@@ -7,7 +7,6 @@ import falcon
 from gateway.metrics import DatabaseCollector, token_gauges
 from gateway.oauth.resources import OAuthResources
 from gateway.resources.customer import CustomerPages
-from gateway.resources.routes import add_espi_routes
 from gateway.resources.validate import ValidateResource
 from gateway.services import Services
 from gateway.web.auth import BearerAuth
@@ -51,4 +50,3 @@ def add_routes(app: falcon.App, services: Services) -> None:
     resource_base = "/DataCustodian/espi/1_1/resource"
     bearer = BearerAuth(services.digester, services.engine)
     app.add_route(f"{resource_base}/ReadServiceStatus", ReadServiceStatusResource(bearer))
-    add_espi_routes(app, services, bearer_auth=bearer)
