@@ -141,6 +141,8 @@ class Settings:
 
     max_request_bytes: int = 1 << 20
     max_upload_bytes: int = 256 << 20
+    max_validate_bytes: int = 64 << 20
+    """``POST /validate`` is public: a smaller body limit than authenticated uploads bounds its CPU cost."""
     database_pool_size: int = 5
     statement_timeout_ms: int = 30_000
 
@@ -222,6 +224,7 @@ class Settings:
             password_memory_cost_kib=_int(env, "GATEWAY_PASSWORD_MEMORY_KIB", 65_536, minimum=8),
             max_request_bytes=_int(env, "GATEWAY_MAX_REQUEST_BYTES", 1 << 20, minimum=1024),
             max_upload_bytes=_int(env, "GATEWAY_MAX_UPLOAD_BYTES", 256 << 20, minimum=1024),
+            max_validate_bytes=_int(env, "GATEWAY_MAX_VALIDATE_BYTES", 64 << 20, minimum=1024),
             database_pool_size=_int(env, "GATEWAY_DATABASE_POOL_SIZE", 5, minimum=1),
             statement_timeout_ms=_int(env, "GATEWAY_STATEMENT_TIMEOUT_MS", 30_000, minimum=0),
             trusted_proxies=_networks(env, "GATEWAY_TRUSTED_PROXIES", ()),

@@ -3,7 +3,7 @@
 The body is a Green Button document (an ESPI REQ.21 Atom feed or entry, RFC 4287); the answer is the JSON
 validation report of :mod:`gateway.espi.validator`, with status 200 whether or not the document is valid (the
 report says). Errors of the request itself use the gateway's one error mapping: 400 for a bad ``schema``
-parameter, 411 without a Content-Length, 413 for a body over ``settings.max_upload_bytes``, 415 for a
+parameter, 411 without a Content-Length, 413 for a body over ``settings.max_validate_bytes``, 415 for a
 content type that is not XML.
 """
 
@@ -30,14 +30,14 @@ class ValidateResource:
 
     **No authentication is required**: this is a public tool for integrators checking their own files; it
     reads nothing from the database and stores nothing. Its cost is bounded by the size cap (the body is read
-    in chunks and refused as soon as it exceeds ``settings.max_upload_bytes``) and by the hardened parser of
+    in chunks and refused as soon as it exceeds ``settings.max_validate_bytes``) and by the hardened parser of
     the validator (no DTD, no entities, no network).
 
     Query parameters: ``schema`` = ``4.0`` (default) or ``3.3``.
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._max_bytes = settings.max_upload_bytes
+        self._max_bytes = settings.max_validate_bytes
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Answer 200 with the JSON report; 400, 411, 413 or 415 when the request itself is wrong."""

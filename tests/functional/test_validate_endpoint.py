@@ -21,7 +21,7 @@ ATOM = "application/atom+xml"
 @pytest.fixture
 def validator_app(tmp_path: Path) -> webtest.TestApp:
     """The resource alone on a falcon app with the gateway's error handling, as routes.py mounts it."""
-    settings = Settings(secret_key="k" * 40, var_dir=tmp_path, max_upload_bytes=LIMIT)
+    settings = Settings(secret_key="k" * 40, var_dir=tmp_path, max_validate_bytes=LIMIT)
     app = falcon.App()
     register_error_handling(app)
     app.add_route("/validate", ValidateResource(settings))
