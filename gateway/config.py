@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -99,15 +100,19 @@ def _secret_key(environ: Mapping[str, str], var_dir: Path) -> str:
     if existing:
         return existing
     var_dir.mkdir(parents=True, exist_ok=True)
-    generated = secrets.token_urlsafe(48)
-    # O_EXCL: two processes starting at once must not each write a different key.
+    # Written whole to a private temporary file, then linked into place: link() fails if the key already exists,
+    # so two processes starting at once agree on one key, and nobody ever reads a half-written file.
+    fd, temporary = tempfile.mkstemp(dir=var_dir, prefix=".secret_key.")
     try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return key_file.read_text(encoding="ascii").strip()
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(generated + "\n")
-    return generated
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(temporary, key_file)
+        except FileExistsError:
+            pass  # another process won the race: use its key
+    finally:
+        os.unlink(temporary)
+    return key_file.read_text(encoding="ascii").strip()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

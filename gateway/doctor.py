@@ -44,6 +44,11 @@ def check_configuration(settings: Settings, environ: dict[str, str] | os._Enviro
         )
     if environ.get("GATEWAY_SECRET_KEY"):
         checks.append(Check("secret key", "ok", "from GATEWAY_SECRET_KEY"))
+    elif settings.database_url.startswith("postgresql"):
+        checks.append(
+            Check("secret key", "fail", "generated per node: nodes sharing a PostgreSQL database must share one "
+                  "GATEWAY_SECRET_KEY, or tokens issued on one node are unknown to the others")
+        )
     else:
         key_file = settings.var_dir / "secret_key"
         mode = stat.S_IMODE(key_file.stat().st_mode) if key_file.exists() else None

@@ -56,7 +56,9 @@ class TransportSecurityMiddleware:
         if self._is_trusted(peer):
             forwarded_proto = req.get_header("X-Forwarded-Proto")
             if forwarded_proto:
-                scheme = forwarded_proto.split(",")[0].strip().lower()
+                # The last value is the one our proxy added; earlier ones came from the client (a proxy that
+                # appends rather than overwrites would otherwise let a plain-http client claim https).
+                scheme = forwarded_proto.split(",")[-1].strip().lower()
             forwarded_for = req.get_header("X-Forwarded-For")
             if forwarded_for:
                 # The right-most address not belonging to our proxies is the client as our proxies saw it.

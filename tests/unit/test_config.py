@@ -119,3 +119,17 @@ def test_settings_are_frozen(tmp_path):
 )
 def test_loopback_detection(host, expected):
     assert is_loopback_host(host) is expected
+
+
+def _read_key(var_dir: str) -> str:
+    return Settings.from_env({"GATEWAY_VAR_DIR": var_dir}).secret_key
+
+
+def test_processes_starting_at_once_agree_on_one_generated_key(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=8) as pool:
+        keys = set(pool.map(_read_key, [str(tmp_path)] * 32))
+    assert len(keys) == 1
+    assert keys == {(tmp_path / "secret_key").read_text().strip()}
+    assert not list(tmp_path.glob(".secret_key.*"))  # no temporary file left behind

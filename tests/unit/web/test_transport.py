@@ -72,3 +72,11 @@ def test_bad_trusted_proxy_setting_is_a_configuration_error(tmp_path, bad):
 
     with pytest.raises(ConfigurationError, match="GATEWAY_TRUSTED_PROXIES"):
         Settings.from_env({"GATEWAY_VAR_DIR": str(tmp_path), "GATEWAY_TRUSTED_PROXIES": bad})
+
+
+def test_a_client_supplied_forwarded_proto_before_the_proxys_is_ignored():
+    # A proxy that appends: the client's claim comes first, the proxy's truth last.
+    result = client(require_https=True, trusted=("10.0.0.0/8",)).simulate_get(
+        "/echo", remote_addr="10.1.2.3", headers={"X-Forwarded-Proto": "https, http"}
+    )
+    assert result.status_code == 403
