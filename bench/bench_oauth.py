@@ -175,6 +175,8 @@ def prepare_gateway(tmp: Path, port: int) -> tuple[dict[str, str], str, str]:
         "GATEWAY_SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
         "GATEWAY_BASE_URL": f"http://127.0.0.1:{port}",
         "GATEWAY_LOG_LEVEL": "WARNING",
+        # This bench measures the OAuth paths, not the per-client rate limit of the resources.
+        "GATEWAY_RATE_LIMIT_PER_SECOND": "0",
     }
     services = Services.build(Settings.from_env(env))
     migrate.upgrade(services.engine)

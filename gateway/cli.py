@@ -6,6 +6,8 @@
     gateway worker                    deliver queued mails and push notifications
     gateway customer add|list|set-password
     gateway client add|list
+    gateway notifications list [--failed]
+                                      push notifications and their delivery state
     gateway doctor                    check configuration, database, mail, clock
     gateway import FILE... --customer USERNAME [--lenient]
                                       import Green Button files for a customer
@@ -25,6 +27,7 @@ from gateway.commands import (
     demo,
     doctor,
     importer,
+    notifications,
     sample_data,
     serve,
     validate,
@@ -34,7 +37,19 @@ from gateway.commands.output import run_handler
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = (database, serve, demo, worker, customer, client, importer, validate, sample_data, doctor)
+COMMAND_MODULES = (
+    database,
+    serve,
+    demo,
+    worker,
+    customer,
+    client,
+    importer,
+    validate,
+    sample_data,
+    notifications,
+    doctor,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

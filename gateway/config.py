@@ -7,6 +7,7 @@ only place that reads them. Code receives a :class:`Settings` instance through i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import os
@@ -74,6 +75,19 @@ def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 
     return value
 
 
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0 or value != value or value == float("inf"):
+        raise ConfigurationError(f"{name} must be a finite number >= 0, got {raw!r}")
+    return value
+
+
 def _networks(environ: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = environ.get(name)
     if raw is None or not raw.strip():
@@ -106,10 +120,8 @@ def _secret_key(environ: Mapping[str, str], var_dir: Path) -> str:
     try:
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(secrets.token_urlsafe(48) + "\n")
-        try:
+        with contextlib.suppress(FileExistsError):  # another process won the race: use its key
             os.link(temporary, key_file)
-        except FileExistsError:
-            pass  # another process won the race: use its key
     finally:
         os.unlink(temporary)
     return key_file.read_text(encoding="ascii").strip()
@@ -148,6 +160,10 @@ class Settings:
     max_upload_bytes: int = 256 << 20
     max_validate_bytes: int = 64 << 20
     """``POST /validate`` is public: a smaller body limit than authenticated uploads bounds its CPU cost."""
+    rate_limit_per_second: float = 10.0
+    """Sustained requests per second per client on the ESPI resources (0 disables the limit)."""
+    rate_limit_burst: int = 50
+    """Requests a client may make at once before the sustained rate applies."""
     database_pool_size: int = 5
     statement_timeout_ms: int = 30_000
 
@@ -230,6 +246,8 @@ class Settings:
             max_request_bytes=_int(env, "GATEWAY_MAX_REQUEST_BYTES", 1 << 20, minimum=1024),
             max_upload_bytes=_int(env, "GATEWAY_MAX_UPLOAD_BYTES", 256 << 20, minimum=1024),
             max_validate_bytes=_int(env, "GATEWAY_MAX_VALIDATE_BYTES", 64 << 20, minimum=1024),
+            rate_limit_per_second=_float(env, "GATEWAY_RATE_LIMIT_PER_SECOND", 10.0),
+            rate_limit_burst=_int(env, "GATEWAY_RATE_LIMIT_BURST", 50, minimum=1),
             database_pool_size=_int(env, "GATEWAY_DATABASE_POOL_SIZE", 5, minimum=1),
             statement_timeout_ms=_int(env, "GATEWAY_STATEMENT_TIMEOUT_MS", 30_000, minimum=0),
             trusted_proxies=_networks(env, "GATEWAY_TRUSTED_PROXIES", ()),

@@ -25,6 +25,7 @@ __all__ = [
     "DatabaseCollector",
     "Metrics",
     "enable_multiprocess",
+    "outbox_gauges",
     "token_gauges",
     "worker_exited",
 ]
@@ -103,3 +104,37 @@ def token_gauges(session: Session) -> Iterable[Metric]:
     for (token_type, state), count in sorted(totals.items()):
         family.add_metric([token_type, state], count)
     yield family
+
+
+def outbox_gauges(session: Session) -> Iterable[Metric]:
+    """``gateway_outbox_messages``: outbox rows by kind and state, and the age of the oldest one still pending.
+
+    ``state="pending"`` counts messages waiting for a first or a retried attempt, ``failed`` those given up after
+    their last attempt (ESPI-NOTES §9: failed deliveries must be noticed). Alert on ``failed`` rising and on
+    ``gateway_outbox_oldest_pending_seconds`` growing: a receiver is down or no worker runs.
+    """
+    from gateway.storage.base import utcnow
+    from gateway.storage.outbox import OutboxMessage, OutboxState
+
+    family = GaugeMetricFamily(
+        "gateway_outbox_messages", "Outbox messages (mail, notifications), by kind and state.", labels=["kind", "state"]
+    )
+    rows = session.execute(
+        select(OutboxMessage.kind, OutboxMessage.state, func.count()).group_by(OutboxMessage.kind, OutboxMessage.state)
+    ).all()
+    counts = {(kind, state): count for kind, state, count in rows}
+    # Always report pending and failed for the known kinds, so an alert on them has a series even at zero.
+    for kind in {"mail", "notification", *(kind for kind, _ in counts)}:
+        for state in (OutboxState.PENDING, OutboxState.FAILED):
+            counts.setdefault((kind, state), 0)
+    for (kind, state), count in sorted(counts.items()):
+        family.add_metric([kind, state], count)
+    yield family
+    oldest = session.scalar(
+        select(func.min(OutboxMessage.created_at)).where(OutboxMessage.state == OutboxState.PENDING)
+    )
+    age = GaugeMetricFamily(
+        "gateway_outbox_oldest_pending_seconds", "Age of the oldest outbox message not yet delivered (0 when none)."
+    )
+    age.add_metric([], max(0.0, (utcnow() - oldest).total_seconds()) if oldest is not None else 0.0)
+    yield age

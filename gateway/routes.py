@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import falcon
 
-from gateway.metrics import DatabaseCollector, token_gauges
+from gateway.metrics import DatabaseCollector, outbox_gauges, token_gauges
 from gateway.oauth.resources import OAuthResources
 from gateway.resources.customer import CustomerPages
+from gateway.resources.routes import add_espi_routes
 from gateway.resources.validate import ValidateResource
 from gateway.services import Services
 from gateway.web.auth import BearerAuth
 from gateway.web.health import HealthResource
 from gateway.web.metrics import MetricsResource
-from gateway.web.service_status import ReadServiceStatusResource
 
 __all__ = ["add_routes"]
 
@@ -25,7 +25,7 @@ def add_routes(app: falcon.App, services: Services) -> None:
         "/metrics",
         MetricsResource(
             services.metrics,
-            DatabaseCollector(services.sessions, [token_gauges]),
+            DatabaseCollector(services.sessions, [token_gauges, outbox_gauges]),
             services.settings.metrics_networks,
         ),
     )
@@ -47,6 +47,4 @@ def add_routes(app: falcon.App, services: Services) -> None:
     app.add_route("/consents/self-access/{client_id}/revoke", pages.self_access, suffix="revoke")
     app.add_route("/consents/{consent_id}/revoke", pages.revoke)
     app.add_route("/static/{name}", pages.static)
-    resource_base = "/DataCustodian/espi/1_1/resource"
-    bearer = BearerAuth(services.digester, services.engine)
-    app.add_route(f"{resource_base}/ReadServiceStatus", ReadServiceStatusResource(bearer))
+    add_espi_routes(app, services, bearer_auth=BearerAuth(services.digester, services.engine))

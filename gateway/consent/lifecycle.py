@@ -57,9 +57,11 @@ __all__ = [
     "last_access",
     "past_consents",
     "record_denial",
+    "record_event",
     "record_grant",
     "record_refresh",
     "revoke_consent",
+    "set_request_status",
 ]
 
 TERMS_VERSION = "2026-11-01"
@@ -92,7 +94,7 @@ class DecisionContext:
         return (self.client_ip or None), (self.user_agent[:512] if self.user_agent else None)
 
 
-def _event(
+def record_event(
     session: Session,
     *,
     kind: str,
@@ -103,6 +105,7 @@ def _event(
     context: DecisionContext | None = None,
     detail: dict[str, Any] | None = None,
 ) -> ConsentEvent:
+    """Append one event to a consent's (or consent request's) history (append-only; the consent issue, item 4)."""
     ip, agent = (context or DecisionContext()).trimmed()
     event = ConsentEvent(
         consent_id=consent.id if consent is not None else None,
@@ -282,7 +285,7 @@ def record_grant(
     )
     session.add(consent)
     session.flush()
-    _event(
+    record_event(
         session,
         consent=consent,
         kind=ConsentEventKind.REQUESTED,
@@ -291,7 +294,7 @@ def record_grant(
         detail={"scope": pending.scope, "authorization_request_id": pending.id},
     )
     if not active:
-        _event(
+        record_event(
             session,
             consent=consent,
             kind=ConsentEventKind.DENIED,
@@ -301,10 +304,10 @@ def record_grant(
             detail={"reason": "the authorization request was no longer valid"},
         )
         if consent_request is not None:
-            _set_request_status(consent_request, ConsentRequestStatus.REJECTED, now)
+            set_request_status(consent_request, ConsentRequestStatus.REJECTED, now)
         session.flush()
         return consent
-    _event(
+    record_event(
         session,
         consent=consent,
         kind=ConsentEventKind.GRANTED,
@@ -319,7 +322,7 @@ def record_grant(
         },
     )
     if consent_request is not None:
-        _set_request_status(consent_request, ConsentRequestStatus.AUTHORISED, now)
+        set_request_status(consent_request, ConsentRequestStatus.AUTHORISED, now)
     session.flush()
     _announce(session, settings, consent, granted=True, now=now)
     return consent
@@ -368,7 +371,7 @@ def record_denial(
     )
     session.add(consent)
     session.flush()
-    _event(
+    record_event(
         session,
         consent=consent,
         kind=ConsentEventKind.REQUESTED,
@@ -376,14 +379,15 @@ def record_denial(
         at=pending.created_at,
         detail={"scope": pending.scope, "authorization_request_id": pending.id},
     )
-    _event(session, consent=consent, kind=ConsentEventKind.DENIED, actor="customer", at=now, context=context)
+    record_event(session, consent=consent, kind=ConsentEventKind.DENIED, actor="customer", at=now, context=context)
     if consent_request is not None:
-        _set_request_status(consent_request, ConsentRequestStatus.REJECTED, now)
+        set_request_status(consent_request, ConsentRequestStatus.REJECTED, now)
     session.flush()
     return consent
 
 
-def _set_request_status(consent_request: ConsentRequest, status: str, now: dt.datetime) -> None:
+def set_request_status(consent_request: ConsentRequest, status: str, now: dt.datetime) -> None:
+    """Move a consent request to ``status`` (Open Banking ``StatusUpdateDateTime`` follows)."""
     consent_request.status = status
     consent_request.status_updated_at = now
 
@@ -409,14 +413,14 @@ def _end(
     if consent.consent_request_id is not None:
         consent_request = session.get(ConsentRequest, consent.consent_request_id)
         if consent_request is not None:
-            _set_request_status(
+            set_request_status(
                 consent_request,
                 ConsentRequestStatus.EXPIRED
                 if status == ConsentStatus.EXPIRED
                 else ConsentRequestStatus.REVOKED,
                 now,
             )
-    _event(session, consent=consent, kind=event_kind, actor=actor, at=now, context=context)
+    record_event(session, consent=consent, kind=event_kind, actor=actor, at=now, context=context)
     session.flush()
     _announce(session, settings, consent, granted=False, now=now)
 
@@ -492,8 +496,8 @@ def expire_due(
             )
         ).all()
         for consent_request in stale:
-            _set_request_status(consent_request, ConsentRequestStatus.EXPIRED, now)
-            _event(
+            set_request_status(consent_request, ConsentRequestStatus.EXPIRED, now)
+            record_event(
                 session,
                 consent_request_id=consent_request.id,
                 kind=ConsentEventKind.EXPIRED,
@@ -515,7 +519,7 @@ def record_refresh(
     """Append a ``refreshed`` event to the consent behind ``authorization_id`` (call on each refresh_token grant)."""
     consent = session.scalar(select(Consent).where(Consent.authorization_id == authorization_id))
     if consent is not None:
-        _event(
+        record_event(
             session,
             consent=consent,
             kind=ConsentEventKind.REFRESHED,

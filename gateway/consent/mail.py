@@ -25,6 +25,15 @@ class MailText:
     subject: str
     text: str
 
+    def __post_init__(self) -> None:
+        # A subject is one header line (RFC 5322 §2.2): app names come from registrations and must not break it.
+        object.__setattr__(self, "subject", " ".join(self.subject.split()))
+
+
+def _app(consent: Consent) -> str:
+    """The application's name on one line (names registered before control characters were refused may have them)."""
+    return " ".join(consent.application_name.split())
+
 
 def _data_lines(consent: Consent) -> list[str]:
     try:
@@ -50,7 +59,7 @@ def grant_mail(settings: Settings, consent: Consent) -> MailText:
     lines = [
         "Hello,",
         "",
-        f"On {_when(consent.decided_at)} you allowed {consent.application_name} to read your energy data.",
+        f"On {_when(consent.decided_at)} you allowed {_app(consent)} to read your energy data.",
         "",
         "What you shared:",
         *_data_lines(consent),
@@ -65,7 +74,7 @@ def grant_mail(settings: Settings, consent: Consent) -> MailText:
         f"Consent reference: {consent.public_id}",
         "If this was not you, revoke it now and change your password.",
     ]
-    return MailText(f"You shared your energy data with {consent.application_name}", "\n".join(lines) + "\n")
+    return MailText(f"You shared your energy data with {_app(consent)}", "\n".join(lines) + "\n")
 
 
 def revoke_mail(settings: Settings, consent: Consent) -> MailText:
@@ -74,38 +83,38 @@ def revoke_mail(settings: Settings, consent: Consent) -> MailText:
     lines = [
         "Hello,",
         "",
-        f"Your consent for {consent.application_name} {verb} on {_when(consent.ended_at)}.",
-        f"{consent.application_name} can no longer read your energy data.",
+        f"Your consent for {_app(consent)} {verb} on {_when(consent.ended_at)}.",
+        f"{_app(consent)} can no longer read your energy data.",
         "",
         f"Your consents and their history: {settings.base_url}/consents/history",
         "",
         f"Consent reference: {consent.public_id}",
     ]
     return MailText(
-        f"{consent.application_name} no longer has access to your energy data", "\n".join(lines) + "\n"
+        f"{_app(consent)} no longer has access to your energy data", "\n".join(lines) + "\n"
     )
 
 
 def app_grant_mail(settings: Settings, consent: Consent) -> MailText:
     """The app contact's notice of a new consent (no personal data beyond the reference)."""
     lines = [
-        f"A customer authorized {consent.application_name} on {_when(consent.decided_at)}.",
+        f"A customer authorized {_app(consent)} on {_when(consent.decided_at)}.",
         f"Authorization: {settings.resource_base_url}/Authorization/{consent.authorization_id}",
         f"Scope: {consent.granted_scope}",
         f"Consent reference: {consent.public_id}",
     ]
-    return MailText(f"New authorization for {consent.application_name}", "\n".join(lines) + "\n")
+    return MailText(f"New authorization for {_app(consent)}", "\n".join(lines) + "\n")
 
 
 def app_revoke_mail(settings: Settings, consent: Consent) -> MailText:
     """The app contact's notice that a consent ended: stop using its tokens."""
     lines = [
-        f"An authorization of {consent.application_name} ended ({consent.status}) on {_when(consent.ended_at)}.",
+        f"An authorization of {_app(consent)} ended ({consent.status}) on {_when(consent.ended_at)}.",
         f"Authorization: {settings.resource_base_url}/Authorization/{consent.authorization_id}",
         "Its access and refresh tokens no longer work.",
         f"Consent reference: {consent.public_id}",
     ]
-    return MailText(f"Authorization ended for {consent.application_name}", "\n".join(lines) + "\n")
+    return MailText(f"Authorization ended for {_app(consent)}", "\n".join(lines) + "\n")
 
 
 def queue(session: Session, message: MailText, *, to: list[str], now: dt.datetime | None = None) -> None:

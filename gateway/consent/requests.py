@@ -20,10 +20,10 @@ from gateway.config import Settings
 from gateway.consent.lifecycle import (
     DecisionContext,
     RevokedBy,
-    _event,
-    _set_request_status,
     authorization_uri,
+    record_event,
     revoke_consent,
+    set_request_status,
 )
 from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.oauth.scope import ScopeError, parse_scope
@@ -107,7 +107,7 @@ def create_consent_request(
     )
     session.add(consent_request)
     session.flush()
-    _event(
+    record_event(
         session,
         consent_request_id=consent_request.id,
         kind=ConsentEventKind.REQUESTED,
@@ -124,8 +124,8 @@ def refresh_status(session: Session, consent_request: ConsentRequest, now: dt.da
     if consent_request.expiration_at is None or consent_request.expiration_at > now:
         return
     if consent_request.status == ConsentRequestStatus.AWAITING_AUTHORISATION:
-        _set_request_status(consent_request, ConsentRequestStatus.EXPIRED, now)
-        _event(
+        set_request_status(consent_request, ConsentRequestStatus.EXPIRED, now)
+        record_event(
             session,
             consent_request_id=consent_request.id,
             kind=ConsentEventKind.EXPIRED,
@@ -180,8 +180,8 @@ def delete_consent_request(
         if consent is not None and consent.status == ConsentStatus.ACTIVE:
             revoke_consent(session, settings, consent, by=RevokedBy.APP, context=DecisionContext(), now=now)
     if consent_request.status != ConsentRequestStatus.REVOKED:
-        _set_request_status(consent_request, ConsentRequestStatus.REVOKED, now)
-        _event(
+        set_request_status(consent_request, ConsentRequestStatus.REVOKED, now)
+        record_event(
             session,
             consent_request_id=consent_request.id,
             kind=ConsentEventKind.REVOKED_BY_APP,
@@ -193,13 +193,25 @@ def delete_consent_request(
 
 
 def usable_for(
-    session: Session, pending: PendingAuthorizationRequest, consent_request_id: str, *, now: dt.datetime
+    session: Session,
+    pending: PendingAuthorizationRequest,
+    consent_request_id: str,
+    *,
+    now: dt.datetime,
+    lock: bool = False,
 ) -> ConsentRequest:
     """The consent request an authorization request refers to, checked: same app, awaiting, unexpired, scope within.
 
     Raises :class:`NotFound` (another app's or unknown id: no oracle) or :class:`Conflict` (already answered).
+    ``lock`` (when deciding) locks the row until the transaction ends and checks its committed status: two
+    authorization requests naming the same consent request cannot both authorise it (PostgreSQL; SQLite
+    serialises writers anyway).
     """
-    consent_request = session.get(ConsentRequest, consent_request_id)
+    consent_request = (
+        session.get(ConsentRequest, consent_request_id, with_for_update=True, populate_existing=True)
+        if lock
+        else session.get(ConsentRequest, consent_request_id)
+    )
     if consent_request is None or consent_request.application_id != pending.application_id:
         raise NotFound("the consent request named by the app does not exist")
     refresh_status(session, consent_request, now)

@@ -30,6 +30,7 @@ from gateway.security.passwords import PasswordHasher
 from gateway.storage.base import utcnow
 from gateway.storage.models import (
     ApplicationInformation,
+    ApplicationStatus,
     Authorization,
     AuthorizationKind,
     AuthorizationStatus,
@@ -122,6 +123,12 @@ class AuthorizationRequests:
             return StartResult(
                 redirect_to=self._error_redirect(error.redirect_uri, code, error.description, error.state)
             )
+        except ValueError:
+            # oauthlib's own decoding refused the URI (invalid characters or escapes): nothing in it can be trusted
+            # enough to redirect to (RFC 6749 §4.1.2.1).
+            return StartResult(
+                error_page=ErrorPage("invalid_request", "the request URI is not valid form encoding")
+            )
         request = info["request"]
         scope = validator.requested_scope(request)
         now = self._clock()
@@ -160,7 +167,9 @@ class AuthorizationRequests:
         if pending.decided_at is not None:
             raise Conflict("this authorization request was already answered")
         application = session.get(ApplicationInformation, pending.application_id)
-        if application is None or not any(
+        if application is None or application.status == ApplicationStatus.REVOKED:
+            raise BadRequest("the application is no longer registered")
+        if not any(
             redirect_uri_matches(registered, pending.redirect_uri) for registered in application.redirect_uris
         ):
             raise BadRequest("the application or its redirect URI is no longer registered")
@@ -204,43 +213,46 @@ class AuthorizationRequests:
             if pending.offline_access
             else self._settings.refresh_token_ttl
         )
-        authorization = Authorization(
-            uuid=uuid.uuid4(),
-            kind=AuthorizationKind.CUSTOMER,
-            application_id=pending.application_id,
-            customer_id=customer.id,
-            status=AuthorizationStatus.ACTIVE,
-            authorized_period_start=int(now.timestamp()),
-            authorized_period_duration=lifetime,
-            expires_at=int(now.timestamp()) + lifetime,
-            grant_type="authorization_code",
-            scope=str(granted),
-        )
-        session.add(authorization)
-        session.flush()
-        session.add(
-            Subscription(
-                uuid=uuid.uuid4(),
-                authorization_id=authorization.id,
-                application_id=pending.application_id,
-                customer_id=customer.id,
-                usage_points=usage_points,
-            )
-        )
-        pending.decided_at = now
-        pending.outcome = "approved"
-        pending.customer_id = customer.id
-        pending.authorization_id = authorization.id
-        session.flush()
+        # Everything approve() writes happens in a savepoint that is rolled back if oauthlib refuses, so that a
+        # refused approval leaves no active Authorization behind (the caller's transaction still commits).
         try:
-            server, _validator = self._server(session)
-            headers, _body, _status = server.authorization.create_authorization_response(
-                pending.request_uri,
-                http_method="GET",
-                scopes=RequestedScope(espi=granted, offline_access=pending.offline_access).tokens(),
-                # A plain string id: oauthlib sets it on its request object for save_authorization_code.
-                credentials={"gw_pending_request_id": pending.id},
-            )
+            with session.begin_nested():
+                authorization = Authorization(
+                    uuid=uuid.uuid4(),
+                    kind=AuthorizationKind.CUSTOMER,
+                    application_id=pending.application_id,
+                    customer_id=customer.id,
+                    status=AuthorizationStatus.ACTIVE,
+                    authorized_period_start=int(now.timestamp()),
+                    authorized_period_duration=lifetime,
+                    expires_at=int(now.timestamp()) + lifetime,
+                    grant_type="authorization_code",
+                    scope=str(granted),
+                )
+                session.add(authorization)
+                session.flush()
+                session.add(
+                    Subscription(
+                        uuid=uuid.uuid4(),
+                        authorization_id=authorization.id,
+                        application_id=pending.application_id,
+                        customer_id=customer.id,
+                        usage_points=usage_points,
+                    )
+                )
+                pending.decided_at = now
+                pending.outcome = "approved"
+                pending.customer_id = customer.id
+                pending.authorization_id = authorization.id
+                session.flush()
+                server, _validator = self._server(session)
+                headers, _body, _status = server.authorization.create_authorization_response(
+                    pending.request_uri,
+                    http_method="GET",
+                    scopes=RequestedScope(espi=granted, offline_access=pending.offline_access).tokens(),
+                    # A plain string id: oauthlib sets it on its request object for save_authorization_code.
+                    credentials={"gw_pending_request_id": pending.id},
+                )
         except errors.FatalClientError as error:
             raise BadRequest(f"the authorization request is no longer valid: {error.description}") from None
         location = str(headers["Location"])

@@ -7,6 +7,8 @@ apps), RFC 7591 §2–3 (client metadata, registration access token) and ESPI ``
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -17,6 +19,8 @@ from sqlalchemy.orm import Session
 from gateway.config import Settings, is_loopback_host
 from gateway.errors import BadRequest
 from gateway.oauth.scope import ScopeError, parse_scope
+from gateway.oauth.server import GRANT_TYPES
+from gateway.oauth.validator import NEVER_EXPIRES
 from gateway.security.digests import SecretDigester, new_secret
 from gateway.storage.base import utcnow
 from gateway.storage.ids import stable_uuid
@@ -38,14 +42,14 @@ __all__ = [
     "register_client",
     "rotate_client_secret",
     "validate_grant_types",
+    "validate_notify_uri",
     "validate_redirect_uri",
     "validate_scopes",
 ]
 
-GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token", "password")
 DEFAULT_GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
 DEFAULT_SCOPE = "FB=1_3_4_5_8_10_12_13_14_15_16_18_31_35_37_39_40_41;IntervalDuration=900_3600;BlockDuration=daily;HistoryLength=13"
-NEVER_EXPIRES = 2**31 - 1
+_LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})  # control characters, line and paragraph separators
 
 
 def validate_redirect_uri(uri: str) -> str:
@@ -73,6 +77,40 @@ def validate_redirect_uri(uri: str) -> str:
         raise BadRequest(
             f"redirect URI {uri!r}: use 127.0.0.1 or [::1] rather than localhost (RFC 8252 §8.3)"
         )
+    return uri
+
+
+def validate_notify_uri(uri: str, *, development: bool = False) -> str:
+    """Return ``uri`` if the gateway may POST notifications to it (ESPI-NOTES §9), else raise :class:`BadRequest`.
+
+    Unlike a redirect URI, the gateway itself calls this one (SSRF, RFC 9700 §4.1 in spirit): https only, no
+    credentials, and an IP-literal host must be a public address: loopback, private, link-local (cloud metadata at
+    169.254.169.254), unique-local (``fd00::/8``) and other special addresses are refused. ``development`` (the
+    gateway's own base URL is loopback) allows plain http and loopback addresses, for apps on the same machine.
+    Host names are resolved and checked again at delivery time (:mod:`gateway.outbox.delivery`).
+    """
+    if len(uri) > 2048:
+        raise BadRequest("notify URI is longer than 2048 characters")
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise BadRequest(f"notify URI {uri!r} must be an absolute https URL")
+    if parts.fragment or "#" in uri:
+        raise BadRequest(f"notify URI {uri!r} must not contain a fragment")
+    if parts.username or parts.password or "@" in parts.netloc:
+        raise BadRequest(f"notify URI {uri!r} must not contain credentials")
+    loopback = is_loopback_host(parts.hostname)
+    if parts.scheme == "http" and not (development and loopback):
+        raise BadRequest(f"notify URI {uri!r} must use https")
+    if loopback and not development:
+        raise BadRequest(f"notify URI {uri!r} must not point at the gateway's own machine")
+    try:
+        address = ipaddress.ip_address(parts.hostname.split("%", 1)[0])
+    except ValueError:
+        return uri  # a host name: checked when it is resolved, at delivery time
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if not address.is_loopback and (not address.is_global or address.is_multicast):
+        raise BadRequest(f"notify URI {uri!r} must not point at a private, link-local or special address")
     return uri
 
 
@@ -145,11 +183,14 @@ def register_client(
     name = name.strip()
     if not name or len(name) > 256:
         raise BadRequest("the client name must be 1 to 256 characters")
+    if any(unicodedata.category(character) in _LINE_BREAKING for character in name):
+        # The name goes into mail subjects and pages: a line break or control character would break them.
+        raise BadRequest("the client name must not contain control characters or line breaks")
     if not redirect_uris:
         raise BadRequest("at least one redirect URI is required")
     uris = [validate_redirect_uri(uri) for uri in dict.fromkeys(redirect_uris)]
     if notify_uri is not None:
-        validate_redirect_uri(notify_uri)  # the same rules make a safe notification target
+        validate_notify_uri(notify_uri, development=is_loopback_host(urlsplit(settings.base_url).hostname))
     canonical_scopes = validate_scopes(list(scopes) or [DEFAULT_SCOPE])
     grants = validate_grant_types(grant_types, public=public)
     for role in roles:

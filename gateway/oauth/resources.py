@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import urlencode
 
 import falcon
 from oauthlib.oauth2.rfc6749 import errors
@@ -21,6 +21,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from gateway.oauth.authorize import AuthorizationRequests, ErrorPage
 from gateway.oauth.falcon_adapter import (
     OAuthRequestError,
+    parse_form,
     read_form_body,
     write_oauth_error,
     write_oauth_response,
@@ -31,7 +32,7 @@ from gateway.oauth.validator import GatewayRequestValidator
 from gateway.security.throttle import Throttle
 from gateway.services import Services
 
-__all__ = ["CustomerSessions", "NoCustomerSessions", "OAuthResources"]
+__all__ = ["CustomerSessions", "FormEndpointResource", "NoCustomerSessions", "OAuthResources"]
 
 
 class CustomerSessions(Protocol):
@@ -63,8 +64,16 @@ class _ServerFactory:
     @contextmanager
     def __call__(self, req: falcon.Request) -> Iterator[OAuthServer]:
         s = self._services
+        # The source address keys the client-secret throttle: guesses from one source never lock out another.
+        client_ip = getattr(req.context, "client_ip", None)
         validator = GatewayRequestValidator(
-            req.context.db, s.settings, s.digester, s.passwords, throttle=self._throttle, reads=self._hot
+            req.context.db,
+            s.settings,
+            s.digester,
+            s.passwords,
+            throttle=self._throttle,
+            reads=self._hot,
+            client_ip=client_ip,
         )
         introspection = GatewayRequestValidator(
             req.context.db,
@@ -74,6 +83,7 @@ class _ServerFactory:
             throttle=self._throttle,
             reads=self._hot,
             require_client_authentication=True,
+            client_ip=client_ip,
         )
         try:
             yield build_server(s.settings, validator, introspection)
@@ -107,15 +117,16 @@ class AuthorizeResource:
             resp.text = json.dumps({"error": page.error, "error_description": page.description})
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        names = [name for name, _ in parse_qsl(req.query_string, keep_blank_values=True)]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            # A repeated parameter makes the request ambiguous: refuse it without redirecting (RFC 6749 §3.1).
-            self._error_page(
-                req, resp, ErrorPage("invalid_request", f"repeated parameter: {', '.join(repeated)}")
-            )
+        try:
+            pairs = parse_form(req.query_string, strict=False)
+        except OAuthRequestError as error:
+            # Repeated, undecodable or countless parameters make the request ambiguous: refuse it without
+            # redirecting (RFC 6749 §3.1, §4.1.2.1).
+            self._error_page(req, resp, ErrorPage("invalid_request", error.description))
             return
-        uri = f"{self._issuer}/oauth/authorize" + (f"?{req.query_string}" if req.query_string else "")
+        # Re-encoded from the parsed pairs: oauthlib raises on characters it deems invalid (``|``, ``[``) or
+        # malformed escapes, while every value, ``state`` included, must reach it (and the client) unchanged.
+        uri = f"{self._issuer}/oauth/authorize" + (f"?{urlencode(pairs)}" if pairs else "")
         result = self._requests.start(req.context.db, uri, _headers(req))
         if result.error_page is not None:
             self._error_page(req, resp, result.error_page)
@@ -129,61 +140,35 @@ class AuthorizeResource:
         resp.location = f"{target}?request={result.request_id}"
 
 
-class TokenResource:
-    """``POST /oauth/token`` (RFC 6749 §3.2): the four grants. GET gets falcon's 405 (JSON error body)."""
+OAuthResponse = tuple[dict[str, str], str | None, int]
+EndpointCall = Callable[..., OAuthResponse]
 
-    def __init__(self, servers: _ServerFactory, issuer: str, max_bytes: int) -> None:
+
+class FormEndpointResource:
+    """``POST`` with a form body to an oauthlib endpoint: token, revocation or introspection.
+
+    Token (RFC 6749 §3.2), revocation (RFC 7009 §2) and introspection (RFC 7662 §2) read their body and answer the
+    same way; GET gets falcon's 405 (JSON error body). ``endpoint`` picks the oauthlib method to call from the
+    request's server, e.g. ``lambda server: server.token.create_token_response``.
+    """
+
+    def __init__(
+        self,
+        servers: _ServerFactory,
+        uri: str,
+        max_bytes: int,
+        endpoint: Callable[[OAuthServer], EndpointCall],
+    ) -> None:
         self._servers = servers
-        self._uri = f"{issuer}/oauth/token"
+        self._uri = uri
         self._max_bytes = max_bytes
+        self._endpoint = endpoint
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
             body = read_form_body(req, self._max_bytes)
             with self._servers(req) as server:
-                headers, text, status = server.token.create_token_response(
-                    self._uri, http_method="POST", body=body, headers=_headers(req)
-                )
-        except (OAuthRequestError, errors.OAuth2Error) as error:
-            write_oauth_error(resp, error)
-            return
-        write_oauth_response(resp, headers, text, status)
-
-
-class RevokeResource:
-    """``POST /oauth/revoke`` (RFC 7009 §2): ownership checked; unknown or foreign tokens still answer 200."""
-
-    def __init__(self, servers: _ServerFactory, issuer: str, max_bytes: int) -> None:
-        self._servers = servers
-        self._uri = f"{issuer}/oauth/revoke"
-        self._max_bytes = max_bytes
-
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        try:
-            body = read_form_body(req, self._max_bytes)
-            with self._servers(req) as server:
-                headers, text, status = server.revocation.create_revocation_response(
-                    self._uri, http_method="POST", body=body, headers=_headers(req)
-                )
-        except (OAuthRequestError, errors.OAuth2Error) as error:
-            write_oauth_error(resp, error)
-            return
-        write_oauth_response(resp, headers, text, status)
-
-
-class IntrospectResource:
-    """``POST /oauth/introspect`` (RFC 7662 §2): authenticated confidential clients only."""
-
-    def __init__(self, servers: _ServerFactory, issuer: str, max_bytes: int) -> None:
-        self._servers = servers
-        self._uri = f"{issuer}/oauth/introspect"
-        self._max_bytes = max_bytes
-
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        try:
-            body = read_form_body(req, self._max_bytes)
-            with self._servers(req) as server:
-                headers, text, status = server.introspection.create_introspect_response(
+                headers, text, status = self._endpoint(server)(
                     self._uri, http_method="POST", body=body, headers=_headers(req)
                 )
         except (OAuthRequestError, errors.OAuth2Error) as error:
@@ -216,8 +201,23 @@ class OAuthResources:
             settings.issuer,
             customer_sessions or NoCustomerSessions(),
         )
-        self.token = TokenResource(servers, settings.issuer, max_bytes)
-        self.revoke = RevokeResource(servers, settings.issuer, max_bytes)
-        self.introspect = IntrospectResource(servers, settings.issuer, max_bytes)
+        issuer = settings.issuer
+        self.token = FormEndpointResource(
+            servers, f"{issuer}/oauth/token", max_bytes, lambda server: server.token.create_token_response
+        )
+        # Ownership is checked; unknown or foreign tokens still answer 200 (RFC 7009 §2.2).
+        self.revoke = FormEndpointResource(
+            servers,
+            f"{issuer}/oauth/revoke",
+            max_bytes,
+            lambda server: server.revocation.create_revocation_response,
+        )
+        # Authenticated confidential clients only (RFC 7662 §2.1).
+        self.introspect = FormEndpointResource(
+            servers,
+            f"{issuer}/oauth/introspect",
+            max_bytes,
+            lambda server: server.introspection.create_introspect_response,
+        )
         unbound = GatewayRequestValidator(None, settings, services.digester, services.passwords)
         self.metadata = MetadataResource(metadata(settings, build_server(settings, unbound, unbound)))

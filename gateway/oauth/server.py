@@ -127,8 +127,10 @@ def metadata(settings: Settings, server: OAuthServer) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "authorization_response_iss_parameter_supported": True,
         "scopes_supported": ["offline_access"],
-        # Not RFC 8414 names: our extensions, documented in docs/consent-api.md.
+        # Not RFC 8414 names: our extensions, documented in docs/consent-api.md and docs/resource-api.md.
         "consent_request_endpoint": f"{issuer}/oauth/consent-requests",
+        "background_subscriptions_endpoint": f"{issuer}/oauth/background/subscriptions",
+        "background_token_endpoint": f"{issuer}/oauth/background/tokens",
     }
     # raise_errors=False: oauthlib insists on an https issuer even for the loopback development URL (RFC 8252).
     endpoint = MetadataEndpoint(

@@ -15,6 +15,7 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
+import logging
 import re
 import uuid
 import weakref
@@ -27,6 +28,7 @@ from oauthlib.oauth2 import RequestValidator
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.tokens import TokenBase
 from sqlalchemy import Connection, ScalarSelect, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings, is_loopback_host
@@ -36,7 +38,7 @@ from gateway.oauth.scope import EspiScope, RequestedScope, ScopeError, parse_sco
 from gateway.oauth.tokens import new_family_id, revoke_family, revoke_token_row
 from gateway.security.digests import SecretDigester, new_secret
 from gateway.security.passwords import PasswordHasher
-from gateway.security.throttle import Throttle, ThrottleRule
+from gateway.security.throttle import PASSWORD_USER_RULE, Throttle, ThrottleRule
 from gateway.storage.base import utcnow
 from gateway.storage.models import (
     ApplicationInformation,
@@ -66,6 +68,7 @@ __all__ = [
 ]
 
 NEVER_EXPIRES = 2**31 - 1
+_LOG = logging.getLogger(__name__)
 # A S256 challenge is the base64url SHA-256 of the verifier, without padding (RFC 7636 §4.2).
 _CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _PII_FIRST_BLOCK = 51  # Retail Customer function blocks (ESPI-NOTES §5)
@@ -187,14 +190,19 @@ class TooManyAttemptsError(errors.OAuth2Error):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
-    """Failure limits, counted in the database (checklist rows 22 and 23)."""
+    """Failure limits, counted in the database (checklist rows 22 and 23).
+
+    Client secrets are counted per client id *and* source address: the client id is public, so a count per id alone
+    would let anyone lock a client out. ``client_secret_total`` counts per id across sources and only warns.
+    """
 
     client_secret: ThrottleRule = dataclasses.field(
         default_factory=lambda: ThrottleRule("client-secret", limit=10, window=300)
     )
-    password_user: ThrottleRule = dataclasses.field(
-        default_factory=lambda: ThrottleRule("password-user", limit=10, window=900)
+    client_secret_total: ThrottleRule = dataclasses.field(
+        default_factory=lambda: ThrottleRule("client-secret-total", limit=200, window=300)
     )
+    password_user: ThrottleRule = dataclasses.field(default_factory=lambda: PASSWORD_USER_RULE)
     password_client: ThrottleRule = dataclasses.field(
         default_factory=lambda: ThrottleRule("password-client", limit=50, window=900)
     )
@@ -295,8 +303,10 @@ class GatewayRequestValidator(RequestValidator):
         clock: Callable[[], dt.datetime] = utcnow,
         require_client_authentication: bool = False,
         reads: HotPath | None = None,
+        client_ip: str | None = None,
     ) -> None:
         self._session = session
+        self._client_ip = client_ip or "unknown"
         self._reads = reads
         self._hot: Connection | None = None
         self._settings = settings
@@ -353,7 +363,7 @@ class GatewayRequestValidator(RequestValidator):
         if not client_id or len(client_id) > 64:
             return None
         if client_id not in self._clients:
-            throttle_key = self._throttle.key(self._policy.client_secret, client_id)
+            throttle_key = self._throttle.key(self._policy.client_secret, self._secret_source(client_id))
             row = (
                 self._reading()
                 .execute(_CLIENT_BY_ID, {"client_id": client_id, "throttle_key": throttle_key})
@@ -364,6 +374,10 @@ class GatewayRequestValidator(RequestValidator):
         if application is not None and application.status == ApplicationStatus.REVOKED:
             return None
         return application
+
+    def _secret_source(self, client_id: str) -> str:
+        """Whose secret guesses a counter holds: one client id from one address."""
+        return f"{client_id}@{self._client_ip}"
 
     @staticmethod
     def _basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -431,7 +445,9 @@ class GatewayRequestValidator(RequestValidator):
         """Authenticate a confidential client (RFC 6749 §2.3.1; every grant, revocation and introspection).
 
         ``client_secret_basic`` or ``client_secret_post``, exactly one and the one registered; the secret is
-        compared as a keyed digest in constant time; failures are counted per client id and throttled (row 23).
+        compared as a keyed digest in constant time. Failures are counted per client id and source address, and
+        that source is throttled (row 23) even when it finally presents the right secret; failures from other sources
+        never refuse a correct secret (the client id is public: anyone could otherwise lock the client out).
         """
         if self.state(request).client_authenticated:
             return True
@@ -439,16 +455,25 @@ class GatewayRequestValidator(RequestValidator):
         if not client_id or secret is None:
             return False
         client = self._client(client_id)
+        source = self._secret_source(client_id)
+        # Digest even for unknown clients, so timing says nothing about which client ids exist.
+        secret_ok = self._digester.matches(secret, client.client_secret_digest if client else None)
         if client is not None:
             retry_after = self._throttle.seconds_left(client.secret_blocked_until)
             if retry_after is not None:
                 raise TooManyAttemptsError(retry_after, request=request)
         else:
-            self._block_if_throttled(request, self._policy.client_secret, client_id)
-        # Digest even for unknown clients, so timing says nothing about which client ids exist.
-        secret_ok = self._digester.matches(secret, client.client_secret_digest if client else None)
+            self._block_if_throttled(request, self._policy.client_secret, source)
         if client is None or not secret_ok or client.token_endpoint_auth_method != method:
-            self._throttle.record_failure(self.session, self._policy.client_secret, client_id)
+            self._throttle.record_failure(self.session, self._policy.client_secret, source)
+            total = self._throttle.count_failure(self.session, self._policy.client_secret_total, client_id)
+            if total == self._policy.client_secret_total.limit:
+                _LOG.warning(
+                    "client %s: %d failed secrets in %d s from several sources (not blocked)",
+                    client_id[:64],
+                    total,
+                    self._policy.client_secret_total.window,
+                )
             return False
         request.client = client
         request.client_id = client.client_id
@@ -812,6 +837,9 @@ class GatewayRequestValidator(RequestValidator):
             return False
         assert customer is not None
         self._throttle.reset(self.session, self._policy.password_user, username)
+        upgraded = self._passwords.upgraded_hash(customer.password_hash, password)
+        if upgraded is not None:
+            customer.password_hash = upgraded
         request.user = customer.id
         self.state(request).customer = customer
         return True
@@ -977,15 +1005,35 @@ class GatewayRequestValidator(RequestValidator):
             grant_type="client_credentials",
             scope=str(scope.espi),
         )
-        self.session.add(authorization)
-        self.session.flush()
-        return AuthorizationRef(id=authorization.id, application_id=client.id)
+        if self._insert_once(authorization):
+            return AuthorizationRef(id=authorization.id, application_id=client.id)
+        # A concurrent first request created it (unique index uq_authorization_active_client_kind): use that one.
+        winner = self.session.scalar(
+            select(Authorization.id).where(
+                Authorization.application_id == client.id,
+                Authorization.kind == kind,
+                Authorization.status == AuthorizationStatus.ACTIVE,
+            )
+        )
+        if winner is None:
+            raise errors.ServerError(request=None, description="the client's authorization could not be created")
+        return AuthorizationRef(id=winner, application_id=client.id)
+
+    def _insert_once(self, authorization: Authorization) -> bool:
+        """Insert ``authorization`` in a savepoint; ``False`` if a unique index says another request was first."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(authorization)
+                self.session.flush()
+        except IntegrityError:
+            return False
+        return True
 
     def _password_authorization(
         self, client: ClientRecord, customer: RetailCustomer, scope: RequestedScope, now: dt.datetime
     ) -> Authorization:
         """The customer's own Authorization for this client, with a Subscription of all their usage points."""
-        authorization = self.session.scalar(
+        existing = (
             select(Authorization).where(
                 Authorization.application_id == client.id,
                 Authorization.customer_id == customer.id,
@@ -995,8 +1043,9 @@ class GatewayRequestValidator(RequestValidator):
                 Authorization.status == AuthorizationStatus.ACTIVE,
             )
         )
+        authorization = self.session.scalar(existing)
         if authorization is None:
-            authorization = Authorization(
+            created = Authorization(
                 uuid=uuid.uuid4(),
                 kind=AuthorizationKind.CUSTOMER,
                 application_id=client.id,
@@ -1007,8 +1056,8 @@ class GatewayRequestValidator(RequestValidator):
                 grant_type="password",
                 scope=str(scope.espi),
             )
-            self.session.add(authorization)
-            self.session.flush()
+            # A concurrent first grant may win the unique index uq_authorization_active_password: reuse its record.
+            authorization = created if self._insert_once(created) else self.session.scalars(existing).one()
         usage_points = list(
             self.session.scalars(select(UsagePoint).where(UsagePoint.customer_id == customer.id))
         )

@@ -10,20 +10,27 @@ lease that lapses, and another worker retries: delivery is at least once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import functools
+import http.client
+import ipaddress
 import logging
 import random
-import urllib.error
-import urllib.request
+import socket
+import ssl
+import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.config import Settings
+from gateway.config import Settings, is_loopback_host
 from gateway.outbox.mailer import Mailer, build_message, mailer_for
 from gateway.outbox.queue import MAIL, NOTIFICATION
 from gateway.storage.base import utcnow
@@ -32,9 +39,13 @@ from gateway.storage.outbox import OutboxMessage, OutboxState
 __all__ = [
     "Deliverer",
     "DeliveryReport",
+    "UnsafeNotifyTarget",
     "backoff",
     "default_deliverers",
     "deliver_due",
+    "is_development",
+    "post_notification",
+    "post_to_app",
     "register_deliverer",
 ]
 
@@ -44,6 +55,9 @@ Deliverer = Callable[[dict[str, Any]], None]
 """Delivers one payload or raises (any exception means: retry later)."""
 
 LEASE = dt.timedelta(minutes=5)
+LEASE_MARGIN = dt.timedelta(seconds=60)
+"""A delivery is started only while at least this much of the lease is left: longer than one delivery may take
+(HTTP 10 s, SMTP 30 s timeouts), so the lease cannot lapse mid-delivery and let another worker deliver it again."""
 MAX_ATTEMPTS = 12
 _BASE_DELAY = 30.0
 _MAX_DELAY = 6 * 3600.0
@@ -68,11 +82,110 @@ class DeliveryReport:
         return self.delivered + self.retried + self.failed
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A notify URI was validated at registration; a redirect elsewhere is not followed (SSRF)."""
+class UnsafeNotifyTarget(Exception):
+    """A notify URI whose host resolves to an address the gateway must not call (SSRF: private, loopback, …)."""
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+
+def is_development(settings: Settings) -> bool:
+    """Whether the gateway runs on a loopback base URL (development): only then may apps be called on loopback."""
+    return is_loopback_host(urlsplit(settings.base_url).hostname)
+
+
+def _allowed_address(address: str, *, allow_loopback: bool) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return allow_loopback
+    # Private, link-local (cloud metadata at 169.254.169.254), unique-local, shared, reserved, multicast: never.
+    return ip.is_global and not ip.is_multicast
+
+
+def _connect(host: str, port: int, deadline: float, *, allow_loopback: bool) -> socket.socket:
+    """Resolve ``host`` now (not at registration: DNS may have changed) and connect to an allowed address only.
+
+    The connection goes to the address that was checked, so a second DNS answer cannot redirect it (rebinding).
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise OSError(f"cannot resolve {host!r}: {error}") from None
+    allowed = [info for info in infos if _allowed_address(str(info[4][0]), allow_loopback=allow_loopback)]
+    if len(allowed) != len(infos) or not allowed:
+        raise UnsafeNotifyTarget(f"notify host {host!r} resolves to an address the gateway does not call")
+    last: OSError | None = None
+    for family, kind, proto, _name, address in allowed:
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            sock.connect(address)
+        except OSError as error:
+            sock.close()
+            last = error
+            continue
+        return sock
+    raise last or OSError(f"cannot connect to {host!r}")
+
+
+def post_to_app(
+    uri: str,
+    body: bytes,
+    *,
+    timeout: float = 10.0,
+    allow_loopback: bool = False,
+    content_type: str = "application/atom+xml",
+) -> int:
+    """POST ``body`` to an app's URI within ``timeout`` seconds *in total*; return the status (redirects not followed).
+
+    Per-read socket timeouts do not bound a server trickling one byte at a time, so a watchdog closes the socket
+    when the deadline passes. The host is resolved here and must not be private, link-local or (outside
+    development) loopback: the URI was checked at registration, but its DNS answer can change since.
+    """
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeNotifyTarget(f"notify URI {uri!r} is not an absolute http(s) URL")
+    if parts.scheme == "http" and not allow_loopback:
+        raise UnsafeNotifyTarget(f"notify URI {uri!r} must use https")
+    host = parts.hostname
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    deadline = time.monotonic() + timeout
+    sock = _connect(host, port, deadline, allow_loopback=allow_loopback)
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        with contextlib.suppress(OSError):  # already closed: the delivery ended meanwhile
+            sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
+    watchdog.daemon = True
+    watchdog.start()
+    connection: http.client.HTTPConnection
+    try:
+        if parts.scheme == "https":
+            context = ssl.create_default_context()
+            connection = http.client.HTTPSConnection(host, port, context=context, timeout=timeout)
+            connection.sock = context.wrap_socket(sock, server_hostname=host)
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+            connection.sock = sock
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request(
+            "POST", path, body=body, headers={"Content-Type": content_type, "User-Agent": "greenbutton-gateway"}
+        )
+        response = connection.getresponse()
+        response.read(64 * 1024)  # a short body only; the status is what counts
+    except (OSError, http.client.HTTPException) as error:
+        if expired.is_set():
+            raise TimeoutError(f"the app did not answer within {timeout:g} s") from None
+        raise error
+    finally:
+        watchdog.cancel()
+        sock.close()
+    if expired.is_set():
+        # A cut connection can look like a complete answer (the headers just end): it is not one.
+        raise TimeoutError(f"the app did not answer within {timeout:g} s")
+    return response.status
 
 
 def batch_list(resources: list[str]) -> bytes:
@@ -84,17 +197,11 @@ def batch_list(resources: list[str]) -> bytes:
     ).encode()
 
 
-def post_notification(payload: dict[str, Any], *, timeout: float = 10.0) -> None:
+def post_notification(payload: dict[str, Any], *, timeout: float = 10.0, allow_loopback: bool = False) -> None:
     """POST a BatchList to the app's notify URI; anything but 2xx raises (and is retried)."""
-    request = urllib.request.Request(  # noqa: S310 - the URI was validated as http(s) at registration
-        payload["uri"],
-        data=batch_list(list(payload["resources"])),
-        method="POST",
-        headers={"Content-Type": "application/atom+xml", "User-Agent": "greenbutton-gateway"},
+    status = post_to_app(
+        payload["uri"], batch_list(list(payload["resources"])), timeout=timeout, allow_loopback=allow_loopback
     )
-    opener = urllib.request.build_opener(_NoRedirects)
-    with opener.open(request, timeout=timeout) as response:
-        status = response.status
     if not 200 <= status < 300:
         raise RuntimeError(f"notify URI answered {status}")
 
@@ -126,7 +233,8 @@ def default_deliverers(settings: Settings, *, mailer: Mailer | None = None) -> d
         )
 
     deliverers: dict[str, Deliverer] = {kind: factory(settings) for kind, factory in _FACTORIES.items()}
-    deliverers.update({MAIL: send_mail, NOTIFICATION: post_notification})
+    notify = functools.partial(post_notification, allow_loopback=is_development(settings))
+    deliverers.update({MAIL: send_mail, NOTIFICATION: notify})
     return deliverers
 
 
@@ -164,6 +272,16 @@ def _finish(
         )
 
 
+def _release(session_factory: sessionmaker[Session], message_ids: list[int], lease: dt.datetime) -> None:
+    """Hand claimed messages back (those still under our lease) so the next pass of any worker takes them."""
+    with session_factory() as session, session.begin():
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(message_ids), OutboxMessage.claimed_until == lease)
+            .values(claimed_until=None)
+        )
+
+
 def deliver_due(
     session_factory: sessionmaker[Session],
     deliverers: Mapping[str, Deliverer],
@@ -176,7 +294,13 @@ def deliver_due(
     now = clock()
     lease = now + LEASE
     report = DeliveryReport()
-    for message_id, kind, payload in _claim(session_factory, now, limit):
+    claimed = _claim(session_factory, now, limit)
+    for index, (message_id, kind, payload) in enumerate(claimed):
+        if clock() >= lease - LEASE_MARGIN:
+            # Slow deliveries used up the lease: once it lapses another worker may claim the rest, and delivering
+            # them here as well would send each twice. Hand them back now rather than wait for the lapse.
+            _release(session_factory, [claimed_id for claimed_id, _, _ in claimed[index:]], lease)
+            break
         with session_factory() as session:
             attempts = (
                 session.scalar(select(OutboxMessage.attempts).where(OutboxMessage.id == message_id)) or 0

@@ -118,11 +118,15 @@ def build_message(
     reply_to: str | None = None,
     msgid_domain: str | None = None,
 ) -> EmailMessage:
-    """An RFC 5322 plain-text message with Date and Message-ID."""
+    """An RFC 5322 plain-text message with Date and Message-ID.
+
+    The subject's whitespace is collapsed: it is built from application data, and a line break in it would make
+    the message unbuildable (or, with a lax library, inject headers).
+    """
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(to)
-    message["Subject"] = subject
+    message["Subject"] = " ".join(subject.split())
     message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     message["Message-ID"] = make_msgid(domain=msgid_domain or "greenbutton-gateway.invalid")
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: tell auto-responders not to answer

@@ -8,6 +8,7 @@ the gunicorn master (see :class:`WorkerThread`). Several workers may run at once
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import os
 import subprocess
@@ -18,7 +19,9 @@ from collections.abc import Callable, Mapping
 from sqlalchemy import delete
 
 from gateway.consent.lifecycle import expire_due
+from gateway.oauth.authorize import purge_expired_requests
 from gateway.outbox.delivery import Deliverer, DeliveryReport, default_deliverers, deliver_due
+from gateway.security.throttle import Throttle
 from gateway.services import Services
 from gateway.storage.base import utcnow
 from gateway.storage.consent import CustomerSession
@@ -28,22 +31,36 @@ __all__ = ["PassReport", "WorkerThread", "run_once", "run_worker", "spawn_worker
 
 log = logging.getLogger(__name__)
 
+THROTTLE_RETENTION = dt.timedelta(days=1)
+"""Throttle counters are kept this long after their window and block ended (longer than any rule's window)."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PassReport:
     delivery: DeliveryReport
     expired_consents: int
     removed_sessions: int
+    purged_requests: int = 0
+    """Expired pending authorization requests and authorization codes deleted."""
+    purged_throttle_counters: int = 0
 
 
 def run_once(services: Services, deliverers: Mapping[str, Deliverer] | None = None) -> PassReport:
-    """One pass: expire what is due (queuing its mails), then deliver what is due."""
+    """One pass: expire what is due (queuing its mails), forget what is stale, then deliver what is due."""
     now = utcnow()
     with session_scope(services.sessions) as session:
         expired = expire_due(session, services.settings, now=now)
         removed = session.execute(delete(CustomerSession).where(CustomerSession.expires_at <= now)).rowcount  # type: ignore[attr-defined]
+        purged_requests = purge_expired_requests(session, now)
+        purged_counters = Throttle(clock=lambda: now).purge(session, THROTTLE_RETENTION)
     delivery = deliver_due(services.sessions, deliverers or default_deliverers(services.settings))
-    return PassReport(delivery=delivery, expired_consents=expired, removed_sessions=int(removed or 0))
+    return PassReport(
+        delivery=delivery,
+        expired_consents=expired,
+        removed_sessions=int(removed or 0),
+        purged_requests=purged_requests,
+        purged_throttle_counters=purged_counters,
+    )
 
 
 def run_worker(

@@ -116,14 +116,22 @@ class ConsentScreenResource:
         return None
 
     def _consent_request(
-        self, req: falcon.Request, resp: falcon.Response, pending: PendingAuthorizationRequest
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        pending: PendingAuthorizationRequest,
+        *,
+        lock: bool = False,
     ) -> tuple[bool, ConsentRequest | None]:
-        """The app's consent request named in the authorization request, checked (ok flag, request or None)."""
+        """The app's consent request named in the authorization request, checked (ok flag, request or None).
+
+        ``lock`` when deciding: the row stays locked until the decision commits (no double authorisation).
+        """
         consent_request_id = consent_request_id_of(pending)
         if consent_request_id is None:
             return True, None
         try:
-            return True, usable_for(req.context.db, pending, consent_request_id, now=utcnow())
+            return True, usable_for(req.context.db, pending, consent_request_id, now=utcnow(), lock=lock)
         except GatewayError as error:
             self._pages.error(
                 resp,
@@ -238,7 +246,7 @@ class ConsentScreenResource:
         pending = self._pending(req, resp, safe_request_id(first(form, "request")))
         if pending is None:
             return
-        ok, consent_request = self._consent_request(req, resp, pending)
+        ok, consent_request = self._consent_request(req, resp, pending, lock=True)
         if not ok:
             return
         session = req.context.db
@@ -300,7 +308,7 @@ class ConsentScreenResource:
                 granted_scope=consent_request.scope if consent_request is not None else None,
             )
         except BadRequest as error:
-            # approve() checks before it writes: nothing to undo, show the form again with the reason.
+            # approve() rolls back whatever it wrote before refusing: show the form again with the reason.
             self._show(
                 req,
                 resp,

@@ -19,14 +19,16 @@ from gateway.errors import Conflict, NotFound
 from gateway.oauth.authorize import AuthorizationRequests
 from gateway.resources.pages import PageRenderer
 from gateway.security.passwords import PasswordHasher
-from gateway.security.throttle import Throttle, ThrottleRule
+from gateway.security.throttle import PASSWORD_USER_RULE, Throttle, ThrottleRule
 from gateway.storage.models import RetailCustomer
 from gateway.web.csrf import FIELD, CsrfError, CsrfTokens, first, read_form
 from gateway.web.session import CustomerSessionManager
 
 __all__ = ["LOGIN_IP_RULE", "LOGIN_USER_RULE", "LoginResource", "LogoutResource", "safe_request_id"]
 
-LOGIN_USER_RULE = ThrottleRule("login-user", limit=10, window=900)
+# One budget per customer for the login page and the password grant together (RFC 9700 §4.15): separate counters
+# would double the guesses an attacker gets.
+LOGIN_USER_RULE = PASSWORD_USER_RULE
 LOGIN_IP_RULE = ThrottleRule("login-ip", limit=50, window=900)
 GENERIC_FAILURE = "The username or password is not right, or too many attempts were made. Try again later."
 
@@ -132,6 +134,9 @@ class LoginResource:
             self._form(req, resp, request_id, error=GENERIC_FAILURE, username=username)
             return
         self._throttle.reset(session, LOGIN_USER_RULE, username)
+        upgraded = self._passwords.upgraded_hash(customer.password_hash, password)
+        if upgraded is not None:
+            customer.password_hash = upgraded
         self._sessions.login(req, resp, customer)
         resp.status = falcon.HTTP_303
         resp.location = consent_url(request_id) if request_id else "/consents"

@@ -39,6 +39,16 @@ class PasswordHasher:
         """True when the hash was made with weaker parameters than the current ones."""
         return self._hasher.check_needs_rehash(password_hash)
 
+    def upgraded_hash(self, password_hash: str | None, password: str) -> str | None:
+        """After ``password`` verified against ``password_hash``: a new hash if the parameters changed, else ``None``.
+
+        Only a successful login knows the password, so that is the one moment old hashes can be upgraded (the
+        password itself is unchanged, so ``password_changed_at`` is not touched).
+        """
+        if password_hash is None or not self.needs_rehash(password_hash):
+            return None
+        return self.hash(password)
+
     @staticmethod
     def check_strength(password: str) -> str | None:
         """Return why ``password`` is unacceptable, or ``None`` (NIST SP 800-63B §5.1.1.2: length, not rules)."""

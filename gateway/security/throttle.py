@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from gateway.storage.base import utcnow
 from gateway.storage.throttle import ThrottleCounter
 
-__all__ = ["Throttle", "ThrottleRule"]
+__all__ = ["PASSWORD_USER_RULE", "Throttle", "ThrottleRule"]
 
 # Checked on every client authentication: a prebuilt Core statement keeps that check cheap.
 _BLOCKED_UNTIL = select(ThrottleCounter.__table__.c.blocked_until).where(
@@ -34,6 +34,10 @@ class ThrottleRule:
     prefix: str
     limit: int
     window: int
+
+
+PASSWORD_USER_RULE = ThrottleRule("password-user", limit=10, window=900)
+"""Password guesses per customer, shared by the login page and the password grant (one budget, not two)."""
 
 
 class Throttle:
@@ -65,6 +69,17 @@ class Throttle:
 
     def record_failure(self, session: Session, rule: ThrottleRule, subject: str) -> int | None:
         """Count one failure; return the ``Retry-After`` seconds if the key is now blocked, else ``None``."""
+        counter = self._count_failure(session, rule, subject)
+        now = self._clock()
+        if counter.blocked_until is not None and counter.blocked_until > now:
+            return max(1, int((counter.blocked_until - now).total_seconds()) + 1)
+        return None
+
+    def count_failure(self, session: Session, rule: ThrottleRule, subject: str) -> int:
+        """Count one failure and return how many ``subject`` has in the current window (for warn-only limits)."""
+        return self._count_failure(session, rule, subject).failures
+
+    def _count_failure(self, session: Session, rule: ThrottleRule, subject: str) -> ThrottleCounter:
         key = self._key(rule, subject)
         now = self._clock()
         # Insert-if-absent first so two processes never race on creating the row; then update it under a row lock.
@@ -89,9 +104,7 @@ class Throttle:
         if counter.failures >= rule.limit:
             counter.blocked_until = counter.window_started_at + dt.timedelta(seconds=rule.window)
         session.flush()
-        if counter.blocked_until is not None and counter.blocked_until > now:
-            return max(1, int((counter.blocked_until - now).total_seconds()) + 1)
-        return None
+        return counter
 
     def purge(self, session: Session, older_than: dt.timedelta) -> int:
         """Delete counters whose window and block ended more than ``older_than`` ago (a periodic job)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Column, ForeignKey, SmallInteger, String, Table
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, SmallInteger, String, Table, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.storage.base import Base, UTCDateTime
@@ -55,6 +55,28 @@ class Authorization(EspiResourceMixin, Base):
     """The ESPI Authorization record (element order and meaning as in the ESPI ``Authorization`` type)."""
 
     __tablename__ = "authorization"
+    # At most one active Authorization of a client's own (client_credentials) and one per customer, client and scope
+    # for the password grant: the token endpoint creates them on first use, and two concurrent first requests must
+    # not create two (the loser of the race retries and reuses the winner's; see GatewayRequestValidator).
+    __table_args__ = (
+        Index(
+            "uq_authorization_active_client_kind",
+            "application_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("kind IN ('client', 'custodian') AND status = 1"),
+            postgresql_where=text("kind IN ('client', 'custodian') AND status = 1"),
+        ),
+        Index(
+            "uq_authorization_active_password",
+            "application_id",
+            "customer_id",
+            "scope",
+            unique=True,
+            sqlite_where=text("kind = 'customer' AND grant_type = 'password' AND status = 1"),
+            postgresql_where=text("kind = 'customer' AND grant_type = 'password' AND status = 1"),
+        ),
+    )
 
     kind: Mapped[str] = mapped_column(String(16))
     application_id: Mapped[int] = mapped_column(ForeignKey("application_information.id", ondelete="CASCADE"), index=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 08:11:24.856563
+Create Date: 2026-11-23 08:44:19.898426
 """
 
 from __future__ import annotations
@@ -216,6 +216,8 @@ def upgrade() -> None:
     with op.batch_alter_table('authorization', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_authorization_application_id'), ['application_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_authorization_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('uq_authorization_active_client_kind', ['application_id', 'kind'], unique=True, sqlite_where=sa.text("kind IN ('client', 'custodian') AND status = 1"), postgresql_where=sa.text("kind IN ('client', 'custodian') AND status = 1"))
+        batch_op.create_index('uq_authorization_active_password', ['application_id', 'customer_id', 'scope'], unique=True, sqlite_where=sa.text("kind = 'customer' AND grant_type = 'password' AND status = 1"), postgresql_where=sa.text("kind = 'customer' AND grant_type = 'password' AND status = 1"))
 
     op.create_table('consent_request',
     sa.Column('id', sa.String(length=48), nullable=False),
@@ -615,6 +617,8 @@ def downgrade() -> None:
 
     op.drop_table('consent_request')
     with op.batch_alter_table('authorization', schema=None) as batch_op:
+        batch_op.drop_index('uq_authorization_active_password', sqlite_where=sa.text("kind = 'customer' AND grant_type = 'password' AND status = 1"), postgresql_where=sa.text("kind = 'customer' AND grant_type = 'password' AND status = 1"))
+        batch_op.drop_index('uq_authorization_active_client_kind', sqlite_where=sa.text("kind IN ('client', 'custodian') AND status = 1"), postgresql_where=sa.text("kind IN ('client', 'custodian') AND status = 1"))
         batch_op.drop_index(batch_op.f('ix_authorization_customer_id'))
         batch_op.drop_index(batch_op.f('ix_authorization_application_id'))
 

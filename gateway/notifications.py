@@ -1,0 +1,220 @@
+"""Push notifications to third parties (ESPI REQ.21 FB 39; ESPI-NOTES §9): which apps to tell, and what.
+
+When data is uploaded or imported for a customer, the custodian POSTs an ESPI ``BatchList`` to the
+``thirdPartyNotifyUri`` of every app holding an active consent that covers an affected usage point: one URL per
+subscription, ``Batch/Subscription/{s}?published-min=…&published-max=…`` for the new data's window, so the app fetches
+just what changed. Authorization changes are announced by :mod:`gateway.consent.lifecycle`; a ready bulk by
+:func:`notify_bulk_ready`.
+
+Durability is the outbox's (transactional outbox): :func:`notify_new_data` only adds ``espi_batch_list`` rows to the
+caller's session, in the same transaction as the data, so the notification exists if and only if the data committed.
+``gateway worker`` delivers them with retries and exponential backoff (:mod:`gateway.outbox.delivery`); failures stay
+in the table, visible with ``gateway notifications list --failed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings
+from gateway.espi.links import ResourceLinks
+from gateway.espi.writer import batch_list_document
+from gateway.outbox.delivery import is_development, post_to_app, register_deliverer
+from gateway.outbox.queue import enqueue
+from gateway.storage.application import ApplicationInformation, ApplicationStatus
+from gateway.storage.authorization import Authorization, AuthorizationStatus, Subscription, subscription_usage_point
+from gateway.storage.base import utcnow
+from gateway.storage.outbox import OutboxMessage
+from gateway.storage.usage import IntervalBlock, MeterReading, UsagePoint, interval_reading_table
+
+__all__ = [
+    "BATCH_LIST",
+    "ChangedData",
+    "changed_data",
+    "fingerprint",
+    "notify_bulk_ready",
+    "notify_new_data",
+    "post_batch_list",
+]
+
+BATCH_LIST = "espi_batch_list"
+"""Outbox kind of a BatchList push (payload: ``uri``, ``resources``, ``application_id``, ``reason``)."""
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChangedData:
+    """What an import changed for one customer: the usage points touched and the interval window of new data."""
+
+    customer_id: int
+    usage_point_ids: frozenset[int]
+    start: int | None = None
+    end: int | None = None
+
+
+Fingerprint = dict[Any, tuple[int, int, int, int, int, int]]
+"""Per IntervalBlock uuid: (usage point id, start, duration, readings, sum of values, sum of costs)."""
+
+
+def fingerprint(session: Session, customer_id: int) -> Fingerprint:
+    """A summary of every IntervalBlock of the customer, to compare before and after an import.
+
+    One aggregate query (a meter-year is 35,040 readings: milliseconds). Compared by content rather than by the rows'
+    ``updated``, which an import sets from the file's Atom ``updated``, not from when the row changed.
+    """
+    reading = interval_reading_table.c
+    rows = session.execute(
+        select(
+            IntervalBlock.uuid,
+            MeterReading.usage_point_id,
+            IntervalBlock.start,
+            IntervalBlock.duration,
+            func.count(reading.start),
+            func.coalesce(func.sum(reading.value), 0),
+            func.coalesce(func.sum(reading.cost), 0),
+        )
+        .join(MeterReading, MeterReading.id == IntervalBlock.meter_reading_id)
+        .join(UsagePoint, UsagePoint.id == MeterReading.usage_point_id)
+        .outerjoin(interval_reading_table, reading.interval_block_id == IntervalBlock.id)
+        .where(UsagePoint.customer_id == customer_id)
+        .group_by(
+            IntervalBlock.id,
+            IntervalBlock.uuid,
+            MeterReading.usage_point_id,
+            IntervalBlock.start,
+            IntervalBlock.duration,
+        )
+    ).all()
+    return {row[0]: (int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5]), int(row[6])) for row in rows}
+
+
+def changed_data(customer_id: int, before: Fingerprint, after: Fingerprint) -> ChangedData:
+    """The usage points and interval window of blocks that are new or different in ``after``.
+
+    An idempotent re-import changes nothing and so notifies nobody.
+    """
+    points: set[int] = set()
+    start: int | None = None
+    end: int | None = None
+    for key, value in after.items():
+        if before.get(key) == value:
+            continue
+        usage_point_id, block_start, duration = value[0], value[1], value[2]
+        points.add(usage_point_id)
+        start = block_start if start is None else min(start, block_start)
+        end = block_start + duration if end is None else max(end, block_start + duration)
+    return ChangedData(customer_id=customer_id, usage_point_ids=frozenset(points), start=start, end=end)
+
+
+def _batch_url(links: ResourceLinks, subscription_id: int, change: ChangedData) -> str:
+    url = links.batch_subscription(subscription_id)
+    params = []
+    if change.start is not None:
+        params.append(("published-min", dt.datetime.fromtimestamp(change.start, dt.UTC).strftime(_TIME_FORMAT)))
+    if change.end is not None:
+        params.append(("published-max", dt.datetime.fromtimestamp(change.end, dt.UTC).strftime(_TIME_FORMAT)))
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def notify_new_data(
+    session: Session, settings: Settings, change: ChangedData, *, now: dt.datetime | None = None
+) -> list[OutboxMessage]:
+    """Queue one BatchList per concerned app for new data (in the caller's transaction); return the rows.
+
+    Concerned: an active, unexpired Authorization whose Subscription holds an affected usage point, of an app that
+    is not revoked and has a notify URI.
+    """
+    if not change.usage_point_ids:
+        return []
+    now = now or utcnow()
+    rows = session.execute(
+        select(Subscription.id, ApplicationInformation.id, ApplicationInformation.notify_uri)
+        .join(Authorization, Authorization.id == Subscription.authorization_id)
+        .join(ApplicationInformation, ApplicationInformation.id == Subscription.application_id)
+        .join(subscription_usage_point, subscription_usage_point.c.subscription_id == Subscription.id)
+        .where(
+            Subscription.customer_id == change.customer_id,
+            subscription_usage_point.c.usage_point_id.in_(sorted(change.usage_point_ids)),
+            Authorization.status == AuthorizationStatus.ACTIVE,
+            Authorization.expires_at > int(now.timestamp()),
+            ApplicationInformation.status != ApplicationStatus.REVOKED,
+            ApplicationInformation.notify_uri.is_not(None),
+        )
+        .distinct()
+        .order_by(ApplicationInformation.id, Subscription.id)
+    ).all()
+    links = ResourceLinks(settings.resource_base_url)
+    by_app: dict[tuple[int, str | None], list[str]] = defaultdict(list)
+    for subscription_id, application_id, notify_uri in rows:
+        by_app[(application_id, notify_uri)].append(_batch_url(links, subscription_id, change))
+    return [
+        _enqueue(session, uri=uri, resources=urls, application_id=application_id, reason="data", now=now)
+        for (application_id, uri), urls in by_app.items()
+        if uri
+    ]
+
+
+def notify_bulk_ready(
+    session: Session, settings: Settings, *, application_id: int, bulk_id: str, now: dt.datetime | None = None
+) -> OutboxMessage | None:
+    """Queue the ``Batch/Bulk/{bulkId}`` BatchList for an app once its bulk is ready (ESPI-NOTES §9)."""
+    application = session.get(ApplicationInformation, application_id)
+    if application is None or not application.notify_uri:
+        return None
+    url = ResourceLinks(settings.resource_base_url).batch_bulk(bulk_id)
+    return _enqueue(
+        session, uri=application.notify_uri, resources=[url], application_id=application_id, reason="bulk", now=now
+    )
+
+
+def _enqueue(
+    session: Session,
+    *,
+    uri: str,
+    resources: Sequence[str],
+    application_id: int,
+    reason: str,
+    now: dt.datetime | None,
+) -> OutboxMessage:
+    payload: dict[str, Any] = {
+        "uri": uri,
+        "resources": list(resources),
+        "application_id": application_id,
+        "reason": reason,
+    }
+    return enqueue(session, BATCH_LIST, payload, now=now)
+
+
+def post_batch_list(payload: dict[str, Any], *, allow_loopback: bool, timeout: float = 10.0) -> None:
+    """POST the BatchList to the app; anything but a 2xx raises, and the outbox retries with backoff.
+
+    Through :func:`gateway.outbox.delivery.post_to_app`: a total deadline (a trickling receiver cannot stall the
+    worker), no redirects, and the host's addresses re-checked at delivery time (no SSRF into private networks).
+    """
+    status = post_to_app(
+        payload["uri"], batch_list_document(payload["resources"]), timeout=timeout, allow_loopback=allow_loopback
+    )
+    if not 200 <= status < 300:
+        raise RuntimeError(f"notify URI answered {status}")
+
+
+def _deliverer(settings: Settings) -> Callable[[dict[str, Any]], None]:
+    allow_loopback = is_development(settings)
+    return lambda payload: post_batch_list(payload, allow_loopback=allow_loopback)
+
+
+register_deliverer(BATCH_LIST, _deliverer)
+
+
+def pending_kinds() -> Iterable[str]:
+    """The outbox kinds that are notifications to apps (what ``gateway notifications list`` shows)."""
+    return (BATCH_LIST, "notification")
