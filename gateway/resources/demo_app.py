@@ -23,12 +23,13 @@ import falcon
 import falcon.testing
 
 from gateway.config import Settings
+from gateway.demo import DEMO_APP_SCOPE
 from gateway.resources.pages import PageRenderer
 
 __all__ = ["DemoApp", "mount_demo_app"]
 
 _COOKIE = "demo_app"
-_SCOPE = "FB=1_3_4_5_13_14_39;IntervalDuration=900;BlockDuration=daily;HistoryLength=13"
+_SCOPE = DEMO_APP_SCOPE  # ask for everything the demo client registered: 15-minute and hourly, gas, bills
 
 
 class DemoApp:
@@ -225,7 +226,12 @@ class DemoApp:
 
 
 def mount_demo_app(
-    app: falcon.App[falcon.Request, falcon.Response], settings: Settings, *, client_id: str, client_secret: str, scope: str = _SCOPE
+    app: falcon.App[falcon.Request, falcon.Response],
+    settings: Settings,
+    *,
+    client_id: str,
+    client_secret: str,
+    scope: str = _SCOPE,
 ) -> DemoApp:
     """Mount the demo app on ``app`` under ``/demo/`` (``gateway demo`` calls this with the demo client's secret)."""
     demo = DemoApp(

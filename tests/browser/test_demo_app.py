@@ -1,4 +1,4 @@
-"""The demo third-party app end to end in a real browser: connect, log in, consent, see access, revoke, watch it stop."""
+"""The demo third-party app end to end in a real browser: connect, log in, consent, see the data, revoke, stop."""
 
 from __future__ import annotations
 
@@ -14,14 +14,13 @@ import pytest
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.customers import add_customer
-from gateway.demo import DEMO_APP_CLIENT_ID, DEMO_APP_SCOPE
+from gateway.demo import DEMO_APP_CLIENT_ID, DEMO_APP_SCOPE, sample_data_dir
+from gateway.espi.ingest import import_feed
 from gateway.oauth.registration import register_client
 from gateway.resources.demo_app import mount_demo_app
 from gateway.services import Services
 from gateway.storage import migrate
 from gateway.storage.engine import session_scope
-from gateway.storage.ids import stable_uuid
-from gateway.storage.models import UsagePoint
 from tests.support.server import free_port
 
 
@@ -57,14 +56,8 @@ def demo_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             email="alice@example.com",
             password="alice-green-button",
         )
-        session.add(
-            UsagePoint(
-                uuid=stable_uuid("UsagePoint", "alice", 0),
-                customer_id=alice.id,
-                service_kind=0,
-                description="Home",
-            )
-        )
+        # A year of hourly gas (the demo's own sample file): the app must show these readings arriving.
+        import_feed(session, sample_data_dir() / "home_gas_hourly.xml", customer=alice)
         registered = register_client(
             session,
             settings,
@@ -100,9 +93,12 @@ def test_the_demo_app_end_to_end(page, demo_base_url):
     page.get_by_role("button", name="Authorize", exact=True).click()
     page.wait_for_url("**/demo/data")
     assert page.locator("#access-status").inner_text().startswith("Access is active")
+    arrived = page.locator("#read-result").inner_text()
+    assert arrived.startswith("HTTP 200") and "8760 interval readings" in arrived, arrived
     page.get_by_role("link", name="Manage your consents on the gateway").click()
     page.get_by_role("link", name="Revoke access for Demo Energy Insights").click()
     page.get_by_role("button", name="Proceed").click()
     page.wait_for_url("**/consents?revoked=1")
     page.goto(f"{demo_base_url}/demo/data")
     assert page.locator("#access-status").inner_text().startswith("Access stopped")
+    assert page.locator("#read-result").inner_text().startswith("HTTP 401")
