@@ -160,6 +160,9 @@ class Settings:
     max_upload_bytes: int = 256 << 20
     max_validate_bytes: int = 64 << 20
     """``POST /validate`` is public: a smaller body limit than authenticated uploads bounds its CPU cost."""
+    validate_cpu_seconds: int = 20
+    validate_memory_mib: int = 2048
+    """CPU time and memory one ``POST /validate`` may use, in its own child process (:mod:`gateway.espi.isolation`)."""
     rate_limit_per_second: float = 10.0
     """Sustained requests per second per client on the ESPI resources (0 disables the limit)."""
     rate_limit_burst: int = 50
@@ -246,6 +249,8 @@ class Settings:
             max_request_bytes=_int(env, "GATEWAY_MAX_REQUEST_BYTES", 1 << 20, minimum=1024),
             max_upload_bytes=_int(env, "GATEWAY_MAX_UPLOAD_BYTES", 256 << 20, minimum=1024),
             max_validate_bytes=_int(env, "GATEWAY_MAX_VALIDATE_BYTES", 64 << 20, minimum=1024),
+            validate_cpu_seconds=_int(env, "GATEWAY_VALIDATE_CPU_SECONDS", 20, minimum=1),
+            validate_memory_mib=_int(env, "GATEWAY_VALIDATE_MEMORY_MIB", 2048, minimum=128),
             rate_limit_per_second=_float(env, "GATEWAY_RATE_LIMIT_PER_SECOND", 10.0),
             rate_limit_burst=_int(env, "GATEWAY_RATE_LIMIT_BURST", 50, minimum=1),
             database_pool_size=_int(env, "GATEWAY_DATABASE_POOL_SIZE", 5, minimum=1),

@@ -4,7 +4,7 @@ The body is a Green Button document (an ESPI REQ.21 Atom feed or entry, RFC 4287
 validation report of :mod:`gateway.espi.validator`, with status 200 whether or not the document is valid (the
 report says). Errors of the request itself use the gateway's one error mapping: 400 for a bad ``schema``
 parameter, 411 without a Content-Length, 413 for a body over ``settings.max_validate_bytes``, 415 for a
-content type that is not XML.
+content type that is not XML, 422 when the document needs more CPU time or memory than one request may use.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import falcon
 
 from gateway.config import Settings
 from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from gateway.espi.validator import DEFAULT_PER_CODE, SchemaProfile, validate_bytes
+from gateway.espi.isolation import validate_isolated
+from gateway.espi.validator import DEFAULT_PER_CODE, SchemaProfile
 
 __all__ = ["XML_MEDIA_TYPES", "ValidateResource"]
 
@@ -30,14 +31,17 @@ class ValidateResource:
 
     **No authentication is required**: this is a public tool for integrators checking their own files; it
     reads nothing from the database and stores nothing. Its cost is bounded by the size cap (the body is read
-    in chunks and refused as soon as it exceeds ``settings.max_validate_bytes``) and by the hardened parser of
-    the validator (no DTD, no entities, no network).
+    in chunks and refused as soon as it exceeds ``settings.max_validate_bytes``), by the hardened parser of
+    the validator (no DTD, no entities, no network), and by running the validation in a child process with CPU
+    and memory limits.
 
     Query parameters: ``schema`` = ``4.0`` (default) or ``3.3``.
     """
 
     def __init__(self, settings: Settings) -> None:
         self._max_bytes = settings.max_validate_bytes
+        self._cpu_seconds = settings.validate_cpu_seconds
+        self._memory_bytes = settings.validate_memory_mib << 20
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Answer 200 with the JSON report; 400, 411, 413 or 415 when the request itself is wrong."""
@@ -49,8 +53,15 @@ class ValidateResource:
                 f"got {media_type or 'no Content-Type'}"
             )
         body = self._read_body(req)
-        report = validate_bytes(body, file="request body", profile=profile, max_bytes=self._max_bytes)
-        resp.media = report.to_dict(per_code=DEFAULT_PER_CODE)
+        # In a child process with CPU and memory limits: libxml2's cost explodes with the number of schema errors,
+        # and this endpoint is public (see gateway.espi.isolation).
+        resp.media = validate_isolated(
+            body,
+            profile=profile.value,
+            per_code=DEFAULT_PER_CODE,
+            cpu_seconds=self._cpu_seconds,
+            memory_bytes=self._memory_bytes,
+        )
         resp.status = falcon.HTTP_200
 
     @staticmethod

@@ -25,8 +25,9 @@ from gateway.oauth.authorize import AuthorizationRequests
 from gateway.oauth.registration import RegisteredClient
 from gateway.services import Services
 from gateway.storage.models import RetailCustomer
+from tests.blackbox.secret_registry import harvesting, registry
 from tests.conftest import TEST_SECRET_KEY
-from tests.functional.oauth.helpers import make_client, make_customer
+from tests.functional.oauth.helpers import PASSWORD, make_client, make_customer
 from tests.support.server import GatewayProcess, free_port
 
 
@@ -52,7 +53,10 @@ class LiveGateway:
         with self.services.sessions() as session:
             registered = make_client(session, self.settings, self.services.digester, **options)
             session.commit()
-            return registered
+        # Registered in-process, never seen on the wire until used: tell the row 32 log scan about them.
+        registry.add("client secret", registered.client_secret)
+        registry.add("registration access token", registered.registration_access_token)
+        return registered
 
     def customer(self, points: int = 2) -> RetailCustomer:
         username = f"c{secrets.token_hex(6)}"
@@ -122,10 +126,21 @@ def start_live(tmp: Path, **overrides: str) -> Iterator[LiveGateway]:
         process.stop()
 
 
+@pytest.fixture(scope="package", autouse=True)
+def credential_harvest() -> Iterator[None]:
+    """Record every credential the black-box tests send or receive (see tests/blackbox/secret_registry.py)."""
+    registry.add("customer password", PASSWORD)
+    with harvesting(registry):
+        yield
+
+
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
     with start_live(tmp_path_factory.mktemp("blackbox")) as gateway:
         yield gateway
+        # Checklist row 32 over the whole session: by now every black-box test has run against this server.
+        leaked = registry.leaked_into(gateway.log())
+        assert not leaked, f"checklist row 32: the gateway's log holds credentials created by the tests: {leaked}"
 
 
 @pytest.fixture
