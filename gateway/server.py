@@ -3,11 +3,30 @@
 The XML API is CPU-bound (feed writing, schema validation), so the default is synchronous worker processes, one per
 core plus one, with the app preloaded in the master (faster forks, shared read-only memory) and each worker dropping
 the master's pooled database connections after fork (PITFALLS: SQLAlchemy).
+
+Reloads and deploys (docs/deploy.md has the runbook):
+
+- ``kill -HUP <master>`` starts fresh workers, then stops the old ones gracefully: requests in flight finish (up to
+  ``graceful_timeout``), none is dropped. Because the app is preloaded, HUP does **not** load new code: the new workers
+  are forked from the master, which still holds the old modules. Use it to recycle workers (memory, pooled
+  connections), not to deploy.
+- New code: a rolling restart across nodes (take a node out of the load balancer, ``SIGTERM`` — gunicorn finishes what
+  is in flight — start the new version, put it back), or on a single node ``kill -USR2 <master>`` (a new master
+  re-executes the command and loads the new code beside the old one), then ``kill -WINCH <old master>`` (its workers
+  stop gracefully) and ``kill -QUIT <old master>`` once the new one answers ``/healthz``.
+
+Forwarded headers: the app's :class:`~gateway.web.transport.TransportSecurityMiddleware` is the one place that decides
+whether ``X-Forwarded-Proto``/``-For`` are believed (``GATEWAY_TRUSTED_PROXIES``). gunicorn applies its own rule to
+the same headers (``forwarded_allow_ips``, by default the loopback addresses) when it sets ``wsgi.url_scheme``; left at
+its default, any process on the host could claim https through gunicorn although the gateway trusts no proxy. So
+gunicorn is given exactly the gateway's list, and nothing when the list is empty.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import falcon
@@ -16,7 +35,14 @@ from sqlalchemy import Engine
 
 from gateway.metrics import worker_exited
 
-__all__ = ["GatewayServer", "default_workers"]
+__all__ = ["DEFAULT_TIMEOUT", "GatewayServer", "default_workers", "forwarded_allow_ips"]
+
+DEFAULT_TIMEOUT = 120
+"""Seconds a sync worker may spend on one request before the master kills it: a full-year Batch/Subscription
+streams for a few seconds at most; anything near this is stuck (the database's statement timeout fires first)."""
+
+MAX_REQUESTS = 20_000
+"""Recycle a worker after this many requests (plus jitter), bounding slow leaks; with preload a new fork is cheap."""
 
 
 def default_workers() -> int:
@@ -24,17 +50,34 @@ def default_workers() -> int:
     return (os.cpu_count() or 1) + 1
 
 
+def forwarded_allow_ips(trusted_proxies: Sequence[str]) -> list[str]:
+    """gunicorn's ``forwarded_allow_ips`` for the gateway's ``GATEWAY_TRUSTED_PROXIES`` (networks normalised).
+
+    gunicorn refuses a network with host bits set (``10.0.0.1/8``) where the gateway's settings accept it, so each
+    entry is rewritten to its network address. An empty list trusts no peer (gunicorn's default trusts loopback).
+    """
+    return [str(ipaddress.ip_network(entry, strict=False)) for entry in trusted_proxies]
+
+
+def _worker_tmp_dir() -> str | None:
+    # The heartbeat file is touched constantly; on a container's overlay disk that can block workers (gunicorn docs
+    # "Blocking OS calls"): prefer the in-memory /dev/shm when there is one.
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None  # noqa: S108
+
+
 class GatewayServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
     """A gunicorn application serving an already-built falcon app."""
 
     def __init__(
         self,
-        app: falcon.App,
+        app: falcon.App[falcon.Request, falcon.Response],
         engine: Engine,
         *,
         host: str,
         port: int,
         workers: int,
+        trusted_proxies: Sequence[str] = (),
+        timeout: int = DEFAULT_TIMEOUT,
         options: dict[str, Any] | None = None,
     ) -> None:
         self.wsgi_app = app
@@ -48,12 +91,24 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no
             "workers": workers,
             "worker_class": "sync",
             "preload_app": True,
-            "timeout": 120,
+            "timeout": timeout,
+            # SIGTERM/HUP: a worker gets this long to finish what is in flight before it is killed.
             "graceful_timeout": 30,
             "keepalive": 5,
+            "max_requests": MAX_REQUESTS,
+            "max_requests_jitter": MAX_REQUESTS // 10,
+            # Request line and headers are bounded here, bodies by the app (GATEWAY_MAX_REQUEST_BYTES and friends).
+            # 8190 is gunicorn's ceiling: OAuth authorize URLs with long scopes need more than the 4094 default.
             "limit_request_line": 8190,
             "limit_request_fields": 100,
             "limit_request_field_size": 8190,
+            "forwarded_allow_ips": ",".join(forwarded_allow_ips(trusted_proxies)),
+            "worker_tmp_dir": _worker_tmp_dir(),
+            # gunicorn >= 25.1 opens a control socket at one fixed path per user ($HOME/.gunicorn/gunicorn.ctl):
+            # several gateways on one host (two nodes, tests in parallel) would take it from each other, and it can
+            # change the worker count at run time. Signals are the control interface here (docs/deploy.md).
+            # Older gunicorns do not know the setting; load_config skips it.
+            "control_socket_disable": True,
             "post_fork": post_fork,
             "child_exit": lambda server, worker: worker_exited(worker.pid),
             "accesslog": None,
@@ -68,5 +123,5 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no
             if key in self.cfg.settings and value is not None:
                 self.cfg.set(key.lower(), value)
 
-    def load(self) -> falcon.App:
+    def load(self) -> falcon.App[falcon.Request, falcon.Response]:
         return self.wsgi_app

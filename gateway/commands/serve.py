@@ -24,7 +24,9 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, default_workers_cou
         type=int,
         default=default_workers_count,
         metavar="N",
-        help="worker processes (default: cores + 1)" if default_workers_count is None else f"worker processes (default {default_workers_count})",
+        help="worker processes (default: cores + 1)"
+        if default_workers_count is None
+        else f"worker processes (default {default_workers_count})",
     )
     parser.add_argument(
         "--no-worker",
@@ -59,7 +61,14 @@ def run_gunicorn(app: falcon.App, services: Services, args: argparse.Namespace, 
     # forks, and a fork while another thread holds a lock can deadlock the child.
     outbox_worker = spawn_worker(args.environ) if not args.no_worker else None
     try:
-        GatewayServer(app, services.engine, host=args.host, port=args.port, workers=workers).run()
+        GatewayServer(
+            app,
+            services.engine,
+            host=args.host,
+            port=args.port,
+            workers=workers,
+            trusted_proxies=services.settings.trusted_proxies,
+        ).run()
     finally:
         if outbox_worker is not None:
             outbox_worker.terminate()
