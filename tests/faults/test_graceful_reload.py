@@ -59,6 +59,9 @@ def test_sighup_replaces_the_workers_without_dropping_requests(tmp_path: Path) -
     feed = feed_path.read_bytes()
     with serve(tmp_path, f"sqlite:///{tmp_path / 'reload.sqlite3'}", workers=2) as served:
         master = served.process.process.pid  # type: ignore[union-attr]
+        deadline = time.monotonic() + 15  # /healthz answers as soon as one worker is up; wait for both
+        while time.monotonic() < deadline and len(_workers(master)) != 2:
+            time.sleep(0.1)
         before = _workers(master)
         stop = threading.Event()
         results: list[object] = []
