@@ -195,7 +195,8 @@ def _announce(
         )
 
 
-def _new_consent(
+def _open_consent(
+    session: Session,
     *,
     pending: PendingAuthorizationRequest,
     application: ApplicationInformation,
@@ -215,7 +216,7 @@ def _new_consent(
     )
     published_start = authorization.published_period_start
     published_duration = authorization.published_period_duration
-    return Consent(
+    consent = Consent(
         public_id=str(uuid.uuid4()),
         customer_id=customer.id,
         application_id=application.id,
@@ -244,6 +245,18 @@ def _new_consent(
         authorization_request_id=pending.id,
         consent_request_id=consent_request.id if consent_request is not None else None,
     )
+    session.add(consent)
+    session.flush()
+    # Every consent's history opens with the app's request, whatever the customer decided.
+    record_event(
+        session,
+        consent=consent,
+        kind=ConsentEventKind.REQUESTED,
+        actor="app",
+        at=pending.created_at,
+        detail={"scope": pending.scope, "authorization_request_id": pending.id},
+    )
+    return consent
 
 
 def record_grant(
@@ -272,7 +285,8 @@ def record_grant(
     if consent_request is not None and authorization.status == AuthorizationStatus.ACTIVE:
         _apply_consent_request(authorization, consent_request)
     active = authorization.status == AuthorizationStatus.ACTIVE
-    consent = _new_consent(
+    consent = _open_consent(
+        session,
         pending=pending,
         application=application,
         customer=customer,
@@ -282,16 +296,6 @@ def record_grant(
         terms_version=terms_version,
         consent_request=consent_request,
         now=now,
-    )
-    session.add(consent)
-    session.flush()
-    record_event(
-        session,
-        consent=consent,
-        kind=ConsentEventKind.REQUESTED,
-        actor="app",
-        at=pending.created_at,
-        detail={"scope": pending.scope, "authorization_request_id": pending.id},
     )
     if not active:
         record_event(
@@ -358,7 +362,8 @@ def record_denial(
     )
     session.add(authorization)
     session.flush()
-    consent = _new_consent(
+    consent = _open_consent(
+        session,
         pending=pending,
         application=application,
         customer=customer,
@@ -368,16 +373,6 @@ def record_denial(
         terms_version=None,
         consent_request=consent_request,
         now=now,
-    )
-    session.add(consent)
-    session.flush()
-    record_event(
-        session,
-        consent=consent,
-        kind=ConsentEventKind.REQUESTED,
-        actor="app",
-        at=pending.created_at,
-        detail={"scope": pending.scope, "authorization_request_id": pending.id},
     )
     record_event(session, consent=consent, kind=ConsentEventKind.DENIED, actor="customer", at=now, context=context)
     if consent_request is not None:
