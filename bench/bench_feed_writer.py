@@ -164,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"feed writer    : {writer_s * 1000:8.1f} ms")
     print(f"ratio          : {ratio:8.2f}x (target <= {args.max_ratio:g}x)")
     print(
-        f"peak memory while streaming: {peak / 1024:,.0f} KiB "
-        f"for {size / 1024:,.0f} KiB of output ({peak / size:.1%})"
+        f"peak memory while streaming: {peak / 1024:,.0f} KiB for {size / 1024:,.0f} KiB of output ({peak / size:.1%})"
     )
     if ratio > args.max_ratio:
         print(f"FAIL: the writer is {ratio:.2f}x the floor (> {args.max_ratio:g}x)", file=sys.stderr)

@@ -81,9 +81,7 @@ def wait_until_up(port: int, path: str, process: subprocess.Popen[bytes], timeou
 @contextmanager
 def running(argv: list[str], env: dict[str, str], port: int, probe: str, log: Path) -> Iterator[None]:
     with log.open("wb") as output:
-        process = subprocess.Popen(
-            argv, env={**os.environ, **env}, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
         try:
             wait_until_up(port, probe, process)
             yield
@@ -228,9 +226,7 @@ def main() -> int:
             )
         )
         servers.enter_context(
-            running(
-                gunicorn("gateway.wsgi:app", gateway_port), env, gateway_port, "/healthz", tmp / "gateway.log"
-            )
+            running(gunicorn("gateway.wsgi:app", gateway_port), env, gateway_port, "/healthz", tmp / "gateway.log")
         )
         basic = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
         form = {"Authorization": basic, "Content-Type": "application/x-www-form-urlencoded"}
@@ -255,9 +251,7 @@ def main() -> int:
                     headers=form,
                     **common,
                 )
-                round_bearer = measure(
-                    pool, gateway_port, "GET", STATUS_PATH, headers=bearer_headers, **common
-                )
+                round_bearer = measure(pool, gateway_port, "GET", STATUS_PATH, headers=bearer_headers, **common)
                 print(
                     f"round {round_number + 1}: hello {round_hello:.0f}, token {round_tokens:.0f}, "
                     f"bearer {round_bearer:.0f} req/s",

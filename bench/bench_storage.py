@@ -21,10 +21,10 @@ from sqlalchemy import Engine, func, insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.storage import migrate  # noqa: E402
-from gateway.storage.engine import make_engine  # noqa: E402
-from gateway.storage.ids import stable_uuid  # noqa: E402
-from gateway.storage.models import (  # noqa: E402
+from gateway.storage import migrate
+from gateway.storage.engine import make_engine
+from gateway.storage.ids import stable_uuid
+from gateway.storage.models import (
     IntervalBlock,
     MeterReading,
     ReadingType,
@@ -43,41 +43,86 @@ def load(engine: Engine, usage_points: int) -> float:
     with engine.begin() as conn:
         reading_type_id = conn.execute(
             insert(ReadingType).returning(ReadingType.id),
-            [{"uuid": uuid.uuid4(), "uom": 72, "power_of_ten_multiplier": 0, "interval_length": 900,
-              "published": dt.datetime.now(dt.UTC), "updated": dt.datetime.now(dt.UTC)}],
+            [
+                {
+                    "uuid": uuid.uuid4(),
+                    "uom": 72,
+                    "power_of_ten_multiplier": 0,
+                    "interval_length": 900,
+                    "published": dt.datetime.now(dt.UTC),
+                    "updated": dt.datetime.now(dt.UTC),
+                }
+            ],
         ).scalar_one()
         customer_id = conn.execute(
             insert(RetailCustomer).returning(RetailCustomer.id),
-            [{"uuid": uuid.uuid4(), "username": "bench", "email": "bench@example.com", "is_active": True,
-              "password_changed_at": dt.datetime.now(dt.UTC),
-              "published": dt.datetime.now(dt.UTC), "updated": dt.datetime.now(dt.UTC)}],
+            [
+                {
+                    "uuid": uuid.uuid4(),
+                    "username": "bench",
+                    "email": "bench@example.com",
+                    "is_active": True,
+                    "password_changed_at": dt.datetime.now(dt.UTC),
+                    "published": dt.datetime.now(dt.UTC),
+                    "updated": dt.datetime.now(dt.UTC),
+                }
+            ],
         ).scalar_one()
     now = dt.datetime.now(dt.UTC)
     for n in range(usage_points):
         with engine.begin() as conn:
             up_id = conn.execute(
                 insert(UsagePoint).returning(UsagePoint.id),
-                [{"uuid": stable_uuid("bench-up", n), "customer_id": customer_id, "service_kind": 0,
-                  "published": now, "updated": now}],
+                [
+                    {
+                        "uuid": stable_uuid("bench-up", n),
+                        "customer_id": customer_id,
+                        "service_kind": 0,
+                        "published": now,
+                        "updated": now,
+                    }
+                ],
             ).scalar_one()
             mr_id = conn.execute(
                 insert(MeterReading).returning(MeterReading.id),
-                [{"uuid": stable_uuid("bench-mr", n), "usage_point_id": up_id, "reading_type_id": reading_type_id,
-                  "published": now, "updated": now}],
+                [
+                    {
+                        "uuid": stable_uuid("bench-mr", n),
+                        "usage_point_id": up_id,
+                        "reading_type_id": reading_type_id,
+                        "published": now,
+                        "updated": now,
+                    }
+                ],
             ).scalar_one()
             block_rows = [
-                {"uuid": stable_uuid("bench-ib", n, day), "meter_reading_id": mr_id,
-                 "start": YEAR_START + day * 86_400, "duration": 86_400, "published": now, "updated": now}
+                {
+                    "uuid": stable_uuid("bench-ib", n, day),
+                    "meter_reading_id": mr_id,
+                    "start": YEAR_START + day * 86_400,
+                    "duration": 86_400,
+                    "published": now,
+                    "updated": now,
+                }
                 for day in range(365)
             ]
-            block_ids = conn.execute(insert(IntervalBlock).returning(IntervalBlock.id, IntervalBlock.start), block_rows).all()
+            block_ids = conn.execute(
+                insert(IntervalBlock).returning(IntervalBlock.id, IntervalBlock.start), block_rows
+            ).all()
             started = time.perf_counter()
             batch: list[dict[str, int]] = []
             for block_id, block_start in block_ids:
                 for q in range(96):
                     value = 150 + (q * 37 + n * 11) % 900
-                    batch.append({"interval_block_id": block_id, "start": block_start + q * 900, "duration": 900,
-                                  "value": value, "cost": value * 13})
+                    batch.append(
+                        {
+                            "interval_block_id": block_id,
+                            "start": block_start + q * 900,
+                            "duration": 900,
+                            "value": value,
+                            "cost": value * 13,
+                        }
+                    )
                 if len(batch) >= 10_000:
                     conn.execute(insert(interval_reading_table), batch)
                     batch = []
@@ -91,14 +136,18 @@ def interval_bytes(engine: Engine) -> int:
     """Bytes taken by interval blocks and readings, indexes included."""
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
-            return int(conn.execute(text(
-                "SELECT pg_total_relation_size('interval_reading') + pg_total_relation_size('interval_block')"
-            )).scalar_one())
-        rows = conn.execute(text(
-            "SELECT name, SUM(pgsize) FROM dbstat WHERE name IN "
-            "('interval_reading', 'interval_block', 'ix_interval_block_meter_reading_start', "
-            "'sqlite_autoindex_interval_block_1') GROUP BY name"
-        )).all()
+            return int(
+                conn.execute(
+                    text("SELECT pg_total_relation_size('interval_reading') + pg_total_relation_size('interval_block')")
+                ).scalar_one()
+            )
+        rows = conn.execute(
+            text(
+                "SELECT name, SUM(pgsize) FROM dbstat WHERE name IN "
+                "('interval_reading', 'interval_block', 'ix_interval_block_meter_reading_start', "
+                "'sqlite_autoindex_interval_block_1') GROUP BY name"
+            )
+        ).all()
         return int(sum(size for _, size in rows))
 
 

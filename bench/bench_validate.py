@@ -133,9 +133,7 @@ def generate_year(year: int = 2023) -> bytes:
             f"<espi:IntervalBlock>\n  <espi:interval>\n    <espi:duration>{end - start}</espi:duration>"
             f"\n    <espi:start>{start}</espi:start>\n  </espi:interval>{readings}\n</espi:IntervalBlock>"
         )
-        parts.append(
-            _entry(f"Day {number}", f"{MR}/IntervalBlock/{number}", f"{MR}/IntervalBlock", [], block, when)
-        )
+        parts.append(_entry(f"Day {number}", f"{MR}/IntervalBlock/{number}", f"{MR}/IntervalBlock", [], block, when))
     parts.append("</feed>\n")
     return "".join(parts).encode()
 

@@ -9,8 +9,8 @@ from gateway.errors import register_error_handling
 from gateway.logs import configure_logging
 from gateway.routes import add_routes
 from gateway.services import Services
-from gateway.web.middleware import DatabaseSessionMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
 from gateway.web.metrics import MetricsMiddleware
+from gateway.web.middleware import DatabaseSessionMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
 from gateway.web.transport import TransportSecurityMiddleware
 
 __all__ = ["create_app"]

@@ -1,18 +1,18 @@
 """The ``gateway`` command: every operator task, each with ``--help``, ``--json`` and clear errors.
 
-    gateway init                      create or migrate the database
-    gateway serve                     run under gunicorn (migrates first)
-    gateway demo                      demo data, a demo app, and serve
-    gateway worker                    deliver queued mails and push notifications
-    gateway customer add|list|set-password
-    gateway client add|list
-    gateway notifications list [--failed]
-                                      push notifications and their delivery state
-    gateway doctor                    check configuration, database, mail, clock
-    gateway import FILE... --customer USERNAME [--lenient]
-                                      import Green Button files for a customer
-    gateway validate FILE...          check Green Button feeds (schema and semantics)
-    gateway sample-data               regenerate the realistic sample feeds in sample_data/
+gateway init                      create or migrate the database
+gateway serve                     run under gunicorn (migrates first)
+gateway demo                      demo data, a demo app, and serve
+gateway worker                    deliver queued mails and push notifications
+gateway customer add|list|set-password
+gateway client add|list
+gateway notifications list [--failed]
+                                  push notifications and their delivery state
+gateway doctor                    check configuration, database, mail, clock
+gateway import FILE... --customer USERNAME [--lenient]
+                                  import Green Button files for a customer
+gateway validate FILE...          check Green Button feeds (schema and semantics)
+gateway sample-data               regenerate the realistic sample feeds in sample_data/
 """
 
 from __future__ import annotations

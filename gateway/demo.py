@@ -25,7 +25,9 @@ __all__ = ["DemoInfo", "describe_demo", "load_demo", "sample_data_dir"]
 
 DEMO_APP_CLIENT_ID = "demo-third-party-app"
 DEMO_SELF_ACCESS_CLIENT_ID = "demo-alice-self-access"
-DEMO_APP_SCOPE = "FB=1_3_4_5_8_10_12_13_14_15_16_18_31_35_37_39_40_41;IntervalDuration=900_3600;BlockDuration=daily;HistoryLength=13"
+DEMO_APP_SCOPE = (
+    "FB=1_3_4_5_8_10_12_13_14_15_16_18_31_35_37_39_40_41;IntervalDuration=900_3600;BlockDuration=daily;HistoryLength=13"
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,7 +40,9 @@ class DemoCustomer:
 
 DEMO_CUSTOMERS = (
     DemoCustomer(
-        "alice", "alice@example.com", "alice-green-button",
+        "alice",
+        "alice@example.com",
+        "alice-green-button",
         ("home_electricity_15min.xml", "home_gas_hourly.xml"),
     ),
     DemoCustomer("bizco", "energy@bizco.example.com", "bizco-green-button", ("business_three_usage_points.xml",)),
@@ -68,7 +72,9 @@ def _ensure_customer(session: Session, services: Services, spec: DemoCustomer) -
     existing = session.scalar(select(RetailCustomer).where(RetailCustomer.username == spec.username))
     if existing is not None:
         return existing, False
-    return add_customer(session, services.passwords, username=spec.username, email=spec.email, password=spec.password), True
+    return add_customer(
+        session, services.passwords, username=spec.username, email=spec.email, password=spec.password
+    ), True
 
 
 def _ensure_client(

@@ -46,8 +46,12 @@ def check_configuration(settings: Settings, environ: dict[str, str] | os._Enviro
         checks.append(Check("secret key", "ok", "from GATEWAY_SECRET_KEY"))
     elif settings.database_url.startswith("postgresql"):
         checks.append(
-            Check("secret key", "fail", "generated per node: nodes sharing a PostgreSQL database must share one "
-                  "GATEWAY_SECRET_KEY, or tokens issued on one node are unknown to the others")
+            Check(
+                "secret key",
+                "fail",
+                "generated per node: nodes sharing a PostgreSQL database must share one "
+                "GATEWAY_SECRET_KEY, or tokens issued on one node are unknown to the others",
+            )
         )
     else:
         key_file = settings.var_dir / "secret_key"
@@ -56,8 +60,11 @@ def check_configuration(settings: Settings, environ: dict[str, str] | os._Enviro
             checks.append(Check("secret key", "fail", f"{key_file} is readable by others (mode {mode:o}); chmod 600"))
         else:
             checks.append(
-                Check("secret key", "warn" if settings.requires_https else "ok",
-                      f"generated, in {key_file}; in production set GATEWAY_SECRET_KEY from your secret store")
+                Check(
+                    "secret key",
+                    "warn" if settings.requires_https else "ok",
+                    f"generated, in {key_file}; in production set GATEWAY_SECRET_KEY from your secret store",
+                )
             )
     existing = settings.var_dir
     while not existing.exists() and existing != existing.parent:
@@ -82,7 +89,9 @@ def check_database(services: Services) -> tuple[list[Check], dt.datetime | None]
                 connection.execute(text("SELECT 1"))
                 server_now = None
     except Exception as error:  # any driver error means unreachable
-        return [Check("database", "fail", f"{url} is unreachable: {type(error).__name__}: {error}".splitlines()[0])], None
+        return [
+            Check("database", "fail", f"{url} is unreachable: {type(error).__name__}: {error}".splitlines()[0])
+        ], None
     latency_ms = (time.perf_counter() - started) * 1000
     checks = [Check("database", "ok", f"{url} answered in {latency_ms:.0f} ms")]
     current, head = migrate.current_revision(services.engine), migrate.head_revision(services.engine)

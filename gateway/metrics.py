@@ -92,10 +92,13 @@ def token_gauges(session: Session) -> Iterable[Metric]:
     from gateway.storage.oauth import OAuthToken
 
     now = utcnow()
-    family = GaugeMetricFamily("gateway_oauth_tokens", "OAuth tokens stored, by type and state.", labels=["type", "state"])
+    family = GaugeMetricFamily(
+        "gateway_oauth_tokens", "OAuth tokens stored, by type and state.", labels=["type", "state"]
+    )
     rows = session.execute(
-        select(OAuthToken.token_type, OAuthToken.revoked_at.is_(None), OAuthToken.expires_at, func.count())
-        .group_by(OAuthToken.token_type, OAuthToken.revoked_at.is_(None), OAuthToken.expires_at)
+        select(OAuthToken.token_type, OAuthToken.revoked_at.is_(None), OAuthToken.expires_at, func.count()).group_by(
+            OAuthToken.token_type, OAuthToken.revoked_at.is_(None), OAuthToken.expires_at
+        )
     ).all()
     totals: dict[tuple[str, str], int] = {}
     for token_type, live, expires_at, count in rows:

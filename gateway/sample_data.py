@@ -106,9 +106,7 @@ COST_UNITS_PER_DOLLAR: Final = 100_000
 # ----------------------------------------------------------------------------------------------------------
 
 
-def dst_rule(
-    *, month: int, operator: int, day_of_week: int, hour: int, day_of_month: int = 0, seconds: int = 0
-) -> str:
+def dst_rule(*, month: int, operator: int, day_of_week: int, hour: int, day_of_month: int = 0, seconds: int = 0) -> str:
     """Encode an ESPI ``DstRuleType`` (8 hex digits).
 
     Bits 0-11 seconds, 12-16 hour, 17-19 day of week (Monday = 1 … Sunday = 7), 20-24 day of month, 25-27
@@ -117,9 +115,7 @@ def dst_rule(
     ``360E2000`` (second Sunday of March, 02:00) and ``dst_rule(month=11, operator=2, day_of_week=7, hour=2)``
     = ``B40E2000`` (first Sunday of November, 02:00).
     """
-    value = (
-        (month << 28) | (operator << 25) | (day_of_month << 20) | (day_of_week << 17) | (hour << 12) | seconds
-    )
+    value = (month << 28) | (operator << 25) | (day_of_month << 20) | (day_of_week << 17) | (hour << 12) | seconds
     return f"{value:08X}"
 
 
@@ -263,9 +259,7 @@ def _intervals(
             local = clock.local(t + seconds // 2)
             hour = local.hour + local.minute / 60.0 + local.second / 3600.0
             intervals.append(
-                _Interval(
-                    t, hour, index, day.weekday(), day.month, _hourly_temperature(temperatures[index], hour)
-                )
+                _Interval(t, hour, index, day.weekday(), day.month, _hourly_temperature(temperatures[index], hour))
             )
         yield start, duration, intervals
 
@@ -534,9 +528,7 @@ def _fill_blocks(
 ) -> None:
     """One IntervalBlock per local day; ``quantity`` gives each interval's value (in the ReadingType's unit
     and multiplier) and ``price`` its price per unit, from which the cost is computed."""
-    scale = (
-        10.0**meter.multiplier
-    )  # value * scale = quantity in the uom's base unit (e.g. millitherm -> therm)
+    scale = 10.0**meter.multiplier  # value * scale = quantity in the uom's base unit (e.g. millitherm -> therm)
     for index, (start, duration, intervals) in enumerate(days, start=1):
         rows: list[ReadingRow] = []
         for interval in intervals:
@@ -547,9 +539,7 @@ def _fill_blocks(
                 cost = _cost(base_units, price(interval))
             rows.append((interval.start, meter.interval_length, value, cost, None, None, None, None))
         block_id = meter.meter_reading_id * 1000 + index
-        available = _at(
-            start + duration + 6 * 3600
-        )  # the meter data management system publishes next morning
+        available = _at(start + duration + 6 * 3600)  # the meter data management system publishes next morning
         meter_reading.interval_blocks.append(
             IntervalBlock(
                 id=block_id,
@@ -701,9 +691,7 @@ def home_electricity_feed(year: int = DEFAULT_YEAR, seed: int = DEFAULT_SEED) ->
     clock = LocalClock(year)
     weather = _daily_weather(clock, _stream(seed, "weather"))
     rng = _stream(seed, "home/electricity")
-    sample = SampleFeed(
-        HOME_ELECTRICITY_FILE, "alice", 1, "Green Button Download: home electricity", year, [], {}
-    )
+    sample = SampleFeed(HOME_ELECTRICITY_FILE, "alice", 1, "Green Button Download: home electricity", year, [], {})
     tariff = "E-TOU-C residential time-of-use (sample)"
     usage_point = _usage_point(
         usage_point_id=1,
@@ -832,9 +820,7 @@ def business_feed(year: int = DEFAULT_YEAR, seed: int = DEFAULT_SEED) -> SampleF
     clock = LocalClock(year)
     weather = _daily_weather(clock, _stream(seed, "weather"))
     parameters = _local_time_parameters(year)
-    sample = SampleFeed(
-        BUSINESS_FILE, "bizco", 2, "Green Button Download: Main Street Bakery & Co.", year, [], {}
-    )
+    sample = SampleFeed(BUSINESS_FILE, "bizco", 2, "Green Button Download: Main Street Bakery & Co.", year, [], {})
 
     # 1. The bakery, demand-metered (peak demand in each UsageSummary, demand charge as a line item).
     rng = _stream(seed, "bizco/bakery")
@@ -898,9 +884,7 @@ def business_feed(year: int = DEFAULT_YEAR, seed: int = DEFAULT_SEED) -> SampleF
     # 2. The warehouse with rooftop solar: delivered and received energy.
     rng = _stream(seed, "bizco/warehouse")
     clouds_rng = _stream(seed, "bizco/clouds")
-    cloudiness = [
-        min(0.9, max(0.0, clouds_rng.gauss(0.45 if i < 60 or i > 320 else 0.12, 0.18))) for i in range(366)
-    ]
+    cloudiness = [min(0.9, max(0.0, clouds_rng.gauss(0.45 if i < 60 or i > 320 else 0.12, 0.18))) for i in range(366)]
     tariff = "B-1 small commercial time-of-use, NEM 3.0 net billing (sample)"
     riders: list[dict[str, object]] = [
         {
@@ -924,9 +908,7 @@ def business_feed(year: int = DEFAULT_YEAR, seed: int = DEFAULT_SEED) -> SampleF
     net: dict[int, float] = {}
     for _, _, intervals in quarter_hours:
         for interval in intervals:
-            net[interval.start] = _warehouse_kw(interval, rng) - _solar_kw(
-                interval, cloudiness[interval.day_index]
-            )
+            net[interval.start] = _warehouse_kw(interval, rng) - _solar_kw(interval, cloudiness[interval.day_index])
     delivered = _Meter(
         ("warehouse-electricity", "delivered"),
         4,

@@ -37,7 +37,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add.add_argument("--notify-uri", metavar="URI", help="where BatchList push notifications are POSTed")
     add.add_argument(
-        "--scope", action="append", default=[], metavar="SCOPE", help="an ESPI scope string the app may ask for (repeatable)"
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="an ESPI scope string the app may ask for (repeatable)",
     )
     add.add_argument(
         "--grant-type",
@@ -49,7 +53,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add.add_argument("--public", action="store_true", help="a public client (no secret; PKCE required)")
     add.add_argument(
-        "--role", action="append", default=[], choices=ClientRole.ALL, metavar="ROLE",
+        "--role",
+        action="append",
+        default=[],
+        choices=ClientRole.ALL,
+        metavar="ROLE",
         help=f"extra role (repeatable; one of {', '.join(ClientRole.ALL)}); default third_party",
     )
     add.add_argument("--owner", metavar="USERNAME", help="the customer owning a self-access (password grant) client")

@@ -22,13 +22,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add = commands.add_parser(
         "add",
         help="add a customer",
-        description="Add a retail customer. Prints {\"id\": …, \"username\": …} as JSON.",
+        description='Add a retail customer. Prints {"id": …, "username": …} as JSON.',
     )
     add.add_argument("username", metavar="USERNAME", help="login name (case-insensitive, stored in lower case)")
     add.add_argument("--email", required=True, metavar="E", help="e-mail address for consent notifications")
-    add.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input (first line)"
-    )
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input (first line)")
     add_json_flag(add)
     add.set_defaults(handler=add_command, json=True)
 
@@ -102,6 +100,8 @@ def list_command(args: argparse.Namespace) -> int:
             {"id": c.id, "username": c.username, "email": c.email, "usage_points": len(c.usage_points)}
             for c in customers
         ]
-    human = "\n".join(f"{r['id']:>5}  {r['username']:<24} {r['email']:<32} {r['usage_points']} usage point(s)" for r in rows)
+    human = "\n".join(
+        f"{r['id']:>5}  {r['username']:<24} {r['email']:<32} {r['usage_points']} usage point(s)" for r in rows
+    )
     emit(args, rows, human or "no customers")
     return 0

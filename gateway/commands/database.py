@@ -10,7 +10,9 @@ from gateway.storage import migrate
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "init", help="create or migrate the database", description="Create the database schema or migrate it to the newest version."
+        "init",
+        help="create or migrate the database",
+        description="Create the database schema or migrate it to the newest version.",
     )
     add_json_flag(parser)
     parser.set_defaults(handler=init)

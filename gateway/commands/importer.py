@@ -36,9 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="Atom feed or entry files (UTF-8 XML)")
-    parser.add_argument(
-        "--customer", required=True, metavar="USERNAME", help="the customer who owns the data"
-    )
+    parser.add_argument("--customer", required=True, metavar="USERNAME", help="the customer who owns the data")
     parser.add_argument(
         "--lenient",
         action="store_true",
@@ -139,13 +137,8 @@ def _print_human(results: list[dict[str, Any]]) -> None:
             )
             report = result["report"]
             for totals in report["meter_reading_totals"]:
-                cost = (
-                    f", cost {totals['cost']:.2f} {totals['currency']}" if totals["cost"] is not None else ""
-                )
-                print(
-                    f"  MeterReading {totals['meter_reading']}: "
-                    f"{totals['consumption']:g} {totals['unit']}{cost}"
-                )
+                cost = f", cost {totals['cost']:.2f} {totals['currency']}" if totals["cost"] is not None else ""
+                print(f"  MeterReading {totals['meter_reading']}: {totals['consumption']:g} {totals['unit']}{cost}")
             for warning in report["warnings"]:
                 print(f"  warning: line {warning['line']}: {warning['message']}", file=sys.stderr)
         else:

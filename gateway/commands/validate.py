@@ -50,9 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
         epilog="finding codes: " + ", ".join(f"{code} ({severity})" for code, (severity, _) in codes.items()),
     )
-    parser.add_argument(
-        "files", nargs="+", metavar="FILE", help="an XML file to validate; - reads standard input"
-    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="an XML file to validate; - reads standard input")
     parser.add_argument(
         "--schema",
         choices=[profile.value for profile in SchemaProfile],
@@ -79,9 +77,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _validate_one(name: str, args: argparse.Namespace) -> ValidationReport:
     if name == "-":
-        return validate_stream(
-            sys.stdin.buffer, file="<stdin>", profile=args.schema, max_bytes=args.max_bytes
-        )
+        return validate_stream(sys.stdin.buffer, file="<stdin>", profile=args.schema, max_bytes=args.max_bytes)
     return validate_file(name, profile=args.schema, max_bytes=args.max_bytes)
 
 

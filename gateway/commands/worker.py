@@ -22,9 +22,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     parser.add_argument("--once", action="store_true", help="run one pass and exit")
-    parser.add_argument(
-        "--interval", type=float, default=5.0, metavar="SECONDS", help="idle wait between passes"
-    )
+    parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="idle wait between passes")
     add_json_flag(parser)
     parser.set_defaults(handler=worker)
 
@@ -40,9 +38,7 @@ def worker(args: argparse.Namespace) -> int:
             "expired_consents": report.expired_consents,
             "removed_sessions": report.removed_sessions,
         }
-        emit(
-            args, document, ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in document.items())
-        )
+        emit(args, document, ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in document.items()))
         return 0
     stop = threading.Event()
 

@@ -116,8 +116,7 @@ def describe_scope(scope: EspiScope) -> ScopeDescription:
     if scope.block_duration is not None:
         access.append(f"Data is grouped in {scope.block_duration} blocks")
     technical = tuple(
-        f"{block}: {FUNCTION_BLOCK_NAMES.get(block, 'function block ' + str(block))}"
-        for block in sorted(blocks)
+        f"{block}: {FUNCTION_BLOCK_NAMES.get(block, 'function block ' + str(block))}" for block in sorted(blocks)
     )
     return ScopeDescription(
         data=tuple(data),

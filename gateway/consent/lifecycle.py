@@ -109,8 +109,7 @@ def record_event(
     ip, agent = (context or DecisionContext()).trimmed()
     event = ConsentEvent(
         consent_id=consent.id if consent is not None else None,
-        consent_request_id=consent_request_id
-        or (consent.consent_request_id if consent is not None else None),
+        consent_request_id=consent_request_id or (consent.consent_request_id if consent is not None else None),
         kind=kind,
         actor=actor,
         occurred_at=at,
@@ -147,9 +146,7 @@ def _apply_consent_request(authorization: Authorization, consent_request: Consen
         if expires < authorization.expires_at:
             authorization.expires_at = expires
             if authorization.authorized_period_start is not None:
-                authorization.authorized_period_duration = max(
-                    0, expires - authorization.authorized_period_start
-                )
+                authorization.authorized_period_duration = max(0, expires - authorization.authorized_period_start)
     if consent_request.data_from is not None or consent_request.data_to is not None:
         start = _epoch(consent_request.data_from) if consent_request.data_from is not None else 0
         authorization.published_period_start = start
@@ -171,9 +168,7 @@ def _usage_point_snapshot(subscription: Subscription | None) -> list[dict[str, A
     ]
 
 
-def _announce(
-    session: Session, settings: Settings, consent: Consent, *, granted: bool, now: dt.datetime
-) -> None:
+def _announce(session: Session, settings: Settings, consent: Consent, *, granted: bool, now: dt.datetime) -> None:
     """Queue the mails (customer and the app's contacts) and the app's ESPI notification."""
     application = consent.application
     customer = consent.customer
@@ -181,9 +176,7 @@ def _announce(
     mail.queue(session, message, to=[customer.email], now=now)
     contacts = [address for address in (application.contacts or []) if "@" in address]
     if contacts:
-        app_message = (
-            mail.app_grant_mail(settings, consent) if granted else mail.app_revoke_mail(settings, consent)
-        )
+        app_message = mail.app_grant_mail(settings, consent) if granted else mail.app_revoke_mail(settings, consent)
         mail.queue(session, app_message, to=contacts, now=now)
     if consent.authorization_id is not None:
         enqueue_notification(
@@ -209,11 +202,7 @@ def _open_consent(
     now: dt.datetime,
 ) -> Consent:
     ip, agent = context.trimmed()
-    expires_at = (
-        dt.datetime.fromtimestamp(authorization.expires_at, dt.UTC)
-        if status == ConsentStatus.ACTIVE
-        else None
-    )
+    expires_at = dt.datetime.fromtimestamp(authorization.expires_at, dt.UTC) if status == ConsentStatus.ACTIVE else None
     published_start = authorization.published_period_start
     published_duration = authorization.published_period_duration
     consent = Consent(
@@ -226,9 +215,7 @@ def _open_consent(
         requested_scope=pending.scope,
         granted_scope=authorization.scope if status == ConsentStatus.ACTIVE else None,
         offline_access=pending.offline_access,
-        usage_points=_usage_point_snapshot(authorization.subscription)
-        if status == ConsentStatus.ACTIVE
-        else [],
+        usage_points=_usage_point_snapshot(authorization.subscription) if status == ConsentStatus.ACTIVE else [],
         data_from=(dt.datetime.fromtimestamp(published_start, dt.UTC) if published_start else None),
         data_to=(
             dt.datetime.fromtimestamp(published_start + published_duration, dt.UTC)
@@ -410,9 +397,7 @@ def _end(
         if consent_request is not None:
             set_request_status(
                 consent_request,
-                ConsentRequestStatus.EXPIRED
-                if status == ConsentStatus.EXPIRED
-                else ConsentRequestStatus.REVOKED,
+                ConsentRequestStatus.EXPIRED if status == ConsentStatus.EXPIRED else ConsentRequestStatus.REVOKED,
                 now,
             )
     record_event(session, consent=consent, kind=event_kind, actor=actor, at=now, context=context)
@@ -547,9 +532,7 @@ def customer_consent(session: Session, customer_id: int, public_id: str) -> Cons
     """One of the customer's consents by public id; another customer's consent is simply not found."""
     if not 0 < len(public_id) <= 36:
         return None
-    return session.scalar(
-        select(Consent).where(Consent.public_id == public_id, Consent.customer_id == customer_id)
-    )
+    return session.scalar(select(Consent).where(Consent.public_id == public_id, Consent.customer_id == customer_id))
 
 
 def last_access(session: Session, consent: Consent) -> dt.datetime | None:

@@ -90,9 +90,7 @@ def revoke_mail(settings: Settings, consent: Consent) -> MailText:
         "",
         f"Consent reference: {consent.public_id}",
     ]
-    return MailText(
-        f"{_app(consent)} no longer has access to your energy data", "\n".join(lines) + "\n"
-    )
+    return MailText(f"{_app(consent)} no longer has access to your energy data", "\n".join(lines) + "\n")
 
 
 def app_grant_mail(settings: Settings, consent: Consent) -> MailText:

@@ -139,9 +139,7 @@ def get_consent_request(
     session: Session, application_id: int, consent_request_id: str, *, now: dt.datetime | None = None
 ) -> ConsentRequest:
     """The application's own consent request, status brought up to date; another app's is :class:`NotFound`."""
-    consent_request = (
-        session.get(ConsentRequest, consent_request_id) if len(consent_request_id) <= 48 else None
-    )
+    consent_request = session.get(ConsentRequest, consent_request_id) if len(consent_request_id) <= 48 else None
     if consent_request is None or consent_request.application_id != application_id:
         raise NotFound("no such consent request")
     refresh_status(session, consent_request, now or utcnow())
@@ -151,10 +149,7 @@ def get_consent_request(
 def consent_of(session: Session, consent_request: ConsentRequest) -> Consent | None:
     """The consent that answered ``consent_request`` (``Authorised`` or ``Rejected``), if any."""
     return session.scalar(
-        select(Consent)
-        .where(Consent.consent_request_id == consent_request.id)
-        .order_by(Consent.id.desc())
-        .limit(1)
+        select(Consent).where(Consent.consent_request_id == consent_request.id).order_by(Consent.id.desc()).limit(1)
     )
 
 

@@ -369,9 +369,7 @@ class _PendingSummary:
 
 _BLOCKS: Final = cast(Table, IntervalBlock.__table__)
 _FIND_BLOCK: Final = (
-    select(
-        _BLOCKS.c.id, _BLOCKS.c.meter_reading_id, _BLOCKS.c.start, _BLOCKS.c.duration, UsagePoint.customer_id
-    )
+    select(_BLOCKS.c.id, _BLOCKS.c.meter_reading_id, _BLOCKS.c.start, _BLOCKS.c.duration, UsagePoint.customer_id)
     .join(MeterReading, MeterReading.id == _BLOCKS.c.meter_reading_id)
     .join(UsagePoint, UsagePoint.id == MeterReading.usage_point_id)
     .where(_BLOCKS.c.uuid == bindparam("block_uuid"))
@@ -583,9 +581,7 @@ def _load_schema() -> Any:
 class _Importer:
     """One import: the in-memory index, the spill file, and the report."""
 
-    def __init__(
-        self, session: Session, customer: RetailCustomer, *, lenient: bool, schema: Any | None
-    ) -> None:
+    def __init__(self, session: Session, customer: RetailCustomer, *, lenient: bool, schema: Any | None) -> None:
         self.session = session
         # Core statements for blocks and readings go to the connection directly: Session.execute would add ORM
         # bookkeeping (autoflush, ORM compile state) to every one of them.
@@ -694,9 +690,7 @@ class _Importer:
                 f"{_local(element.tag)} {text!r} is a date without a time (taken as 00:00Z)",
             )
         elif value.tzinfo is None:
-            self.problem(
-                line, "no_timezone", f"{_local(element.tag)} {text!r} has no time zone (taken as UTC)"
-            )
+            self.problem(line, "no_timezone", f"{_local(element.tag)} {text!r} has no time zone (taken as UTC)")
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC).replace(microsecond=0)
@@ -717,22 +711,16 @@ class _Importer:
             local = _local(tag)
             name = local
             if _namespace(tag) != ESPI:
-                self.problem(
-                    child.sourceline, "foreign_element", f"{owner}: element {tag} is not ESPI (ignored)"
-                )
+                self.problem(child.sourceline, "foreign_element", f"{owner}: element {tag} is not ESPI (ignored)")
                 continue
             if name not in spec:
                 if folded is None:
                     folded = {key.lower(): key for key in spec}
                 match = folded.get(name.lower())
                 if match is None:
-                    self.problem(
-                        child.sourceline, "unknown_element", f"{owner}: unknown element {local} (ignored)"
-                    )
+                    self.problem(child.sourceline, "unknown_element", f"{owner}: unknown element {local} (ignored)")
                     continue
-                self.problem(
-                    child.sourceline, "element_case", f"{owner}: element {local} should be spelt {match}"
-                )
+                self.problem(child.sourceline, "element_case", f"{owner}: element {local} should be spelt {match}")
                 name = match
             column, kind = spec[name]
             if kind == _INT:
@@ -758,9 +746,7 @@ class _Importer:
                 if text in names:
                     values[column] = names.index(text)
                 else:
-                    self.problem(
-                        child.sourceline, "bad_value", f"{name} {text!r} is not one of {', '.join(names)}"
-                    )
+                    self.problem(child.sourceline, "bad_value", f"{name} {text!r} is not one of {', '.join(names)}")
             elif kind == "rational":
                 parts = self.fields(
                     child, {"numerator": ("numerator", _INT), "denominator": ("denominator", _INT)}, name
@@ -783,9 +769,7 @@ class _Importer:
             "effectiveDate": ("effectiveDate", _INT),
         }
         return [
-            self.fields(child, spec, "tariffRiderRef")
-            for child in element
-            if _local(child.tag) == "tariffRiderRef"
+            self.fields(child, spec, "tariffRiderRef") for child in element if _local(child.tag) == "tariffRiderRef"
         ]
 
     # -- identity --------------------------------------------------------------------------------------------
@@ -826,9 +810,7 @@ class _Importer:
                         continue
                     if resource.tag.startswith(_A):
                         # UtilityAPI puts atom:published/updated inside content (sample 11).
-                        self.problem(
-                            resource.sourceline, "misplaced_element", f"{_local(resource.tag)} inside content"
-                        )
+                        self.problem(resource.sourceline, "misplaced_element", f"{_local(resource.tag)} inside content")
                         self.read_envelope(entry, resource)
                     else:
                         entry.resources.append(resource)
@@ -871,9 +853,7 @@ class _Importer:
                 )
                 continue
             if kind not in _SUPPORTED:
-                self.warn(
-                    resource.sourceline, "ignored_resource", f"{kind} entries are not imported (ignored)"
-                )
+                self.warn(resource.sourceline, "ignored_resource", f"{kind} entries are not imported (ignored)")
                 continue
             if self.rejected and not self.lenient:
                 continue  # keep collecting schema errors, stop writing
@@ -972,14 +952,10 @@ class _Importer:
         key = self.entry_uuid(entry, "LocalTimeParameters")
         values = self.fields(element, _LOCAL_TIME_FIELDS, "LocalTimeParameters")
         missing = [
-            name
-            for name in ("dst_end_rule", "dst_offset", "dst_start_rule", "tz_offset")
-            if values.get(name) is None
+            name for name in ("dst_end_rule", "dst_offset", "dst_start_rule", "tz_offset") if values.get(name) is None
         ]
         if missing:
-            self.problem(
-                entry.line, "missing_field", f"LocalTimeParameters lacks {', '.join(missing)} (not imported)"
-            )
+            self.problem(entry.line, "missing_field", f"LocalTimeParameters lacks {', '.join(missing)} (not imported)")
             return
         key = self.unshared(LocalTimeParameters, key, values, entry.line)
         row = self.upsert(
@@ -1001,9 +977,7 @@ class _Importer:
         key = self.entry_uuid(entry, "ReadingType")
         values = self.reading_type_values(element)
         key = self.unshared(ReadingType, key, values, entry.line)
-        row = self.upsert(
-            ReadingType, key, {**values, **self.envelope_values(entry)}, self.report.reading_types
-        )
+        row = self.upsert(ReadingType, key, {**values, **self.envelope_values(entry)}, self.report.reading_types)
         ref = _Ref("ReadingType", key, entry.line, row.id, entry.self_href)
         self.reading_type_refs.append(ref)
         for href in entry.hrefs("self"):
@@ -1039,8 +1013,7 @@ class _Importer:
             self.error(
                 entry.line,
                 "owned_by_another_customer",
-                f"UsagePoint {key} belongs to another customer: "
-                f"it cannot be imported for {self.customer.username!r}",
+                f"UsagePoint {key} belongs to another customer: it cannot be imported for {self.customer.username!r}",
             )
             return
         row = self.upsert(
@@ -1162,9 +1135,7 @@ class _Importer:
             .where(MeterReading.uuid == ref.uuid)
         ).scalar()
         if owner is not None and owner != self.customer.id:
-            self.error(
-                ref.line, "owned_by_another_customer", f"MeterReading {ref.uuid} belongs to another customer"
-            )
+            self.error(ref.line, "owned_by_another_customer", f"MeterReading {ref.uuid} belongs to another customer")
             return True
         row = self.upsert(
             MeterReading,
@@ -1290,9 +1261,7 @@ class _Importer:
             start = duration = None
         if start is None or duration is None:
             if not rows:
-                self.problem(
-                    line, "missing_field", "IntervalBlock has no interval and no readings (not imported)"
-                )
+                self.problem(line, "missing_field", "IntervalBlock has no interval and no readings (not imported)")
                 return
             # ESPI-NOTES §7: the interval starts with the first reading; derive it when missing (UtilityAPI).
             self.problem(line, "missing_field", "IntervalBlock has no interval (derived from its readings)")
@@ -1372,9 +1341,7 @@ class _Importer:
             connection.execute(
                 update(_BLOCKS)
                 .where(_BLOCKS.c.id == block_id)
-                .values(
-                    **columns, **{name: values[name] for name in ("published", "updated") if name in values}
-                )
+                .values(**columns, **{name: values[name] for name in ("published", "updated") if name in values})
             )
             self.flush_readings()
             connection.execute(_DELETE_READINGS, {"block_id": block_id})
@@ -1432,9 +1399,7 @@ class _Importer:
                 item["item_period_start"] = item.pop("item_period_start", None)
                 item["item_period_duration"] = item.pop("item_period_duration", None)
                 if item.get("note") is None or item.get("item_kind") is None:
-                    self.problem(
-                        child.sourceline, "missing_field", "LineItem lacks note or itemKind (skipped)"
-                    )
+                    self.problem(child.sourceline, "missing_field", "LineItem lacks note or itemKind (skipped)")
                     continue
                 line_items = [
                     *(line_items or []),
@@ -1497,9 +1462,7 @@ class _Importer:
         row = self.upsert(model, pending.uuid, {"usage_point_id": up.row_id, **pending.values}, counts)
         if isinstance(row, UsageSummary):
             wanted = pending.line_items or []
-            current = [
-                {column: getattr(item, column) for column in _LINE_ITEM_COLUMNS} for item in row.line_items
-            ]
+            current = [{column: getattr(item, column) for column in _LINE_ITEM_COLUMNS} for item in row.line_items]
             if current != wanted:
                 row.line_items.clear()
                 self.session.flush()
@@ -1513,9 +1476,7 @@ class _Importer:
 
     def retry_summaries(self) -> None:
         if self.pending_summaries:
-            self.pending_summaries = [
-                p for p in self.pending_summaries if not self.write_summary(p, final=False)
-            ]
+            self.pending_summaries = [p for p in self.pending_summaries if not self.write_summary(p, final=False)]
 
     # -- end of file: resolve what waited --------------------------------------------------------------------
 
@@ -1563,9 +1524,7 @@ class _Importer:
         if not self.totals_by_row:
             return
         rows = self.session.execute(
-            select(
-                MeterReading.id, ReadingType.uom, ReadingType.power_of_ten_multiplier, ReadingType.currency
-            )
+            select(MeterReading.id, ReadingType.uom, ReadingType.power_of_ten_multiplier, ReadingType.currency)
             .join(ReadingType, ReadingType.id == MeterReading.reading_type_id)
             .where(MeterReading.id.in_(list(self.totals_by_row)))
         )
@@ -1661,8 +1620,6 @@ def count_rows(session: Session) -> dict[str, int]:
         LineItem,
         ElectricPowerQualitySummary,
     ]
-    counts = {
-        model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0 for model in tables
-    }
+    counts = {model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0 for model in tables}
     counts["interval_reading"] = session.scalar(select(func.count()).select_from(interval_reading_table)) or 0
     return counts

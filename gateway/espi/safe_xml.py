@@ -76,9 +76,7 @@ class XmlLimits:
     max_depth: int = 64
     max_text_bytes: int = 1 * MiB
     max_attributes: int = 32
-    expected_roots: frozenset[str] = field(
-        default_factory=lambda: frozenset({f"{{{ATOM}}}feed", f"{{{ATOM}}}entry"})
-    )
+    expected_roots: frozenset[str] = field(default_factory=lambda: frozenset({f"{{{ATOM}}}feed", f"{{{ATOM}}}entry"}))
     """Clark names of acceptable root elements; empty accepts any root."""
     spool_in_memory: int = 8 * MiB
     """Streams up to this size are spooled in memory, larger ones to a temporary file."""
@@ -97,9 +95,7 @@ class XmlRejected(BadRequest):
     code = "xml_rejected"
     title = "XML rejected"
 
-    def __init__(
-        self, message: str, *, reason: str, line: int | None = None, column: int | None = None
-    ) -> None:
+    def __init__(self, message: str, *, reason: str, line: int | None = None, column: int | None = None) -> None:
         super().__init__(message, reason=reason, line=line, column=column)
         self.reason = reason
         self.line = line
@@ -118,9 +114,7 @@ def _describe_size(size: int) -> str:
 
 
 def _too_large(limits: XmlLimits) -> XmlTooLarge:
-    return XmlTooLarge(
-        f"file is larger than the {_describe_size(limits.max_bytes)} limit", reason="too_large"
-    )
+    return XmlTooLarge(f"file is larger than the {_describe_size(limits.max_bytes)} limit", reason="too_large")
 
 
 # The encoding pseudo-attribute of the XML declaration (XML 1.0 §4.3.3); SCE's files put spaces around "=".
@@ -175,9 +169,7 @@ class _Gate(DefusedExpatParser):  # type: ignore[misc]  # defusedxml ships no st
             nonlocal starts
             starts += 1
             if starts - ends > max_depth:
-                raise self.rejected(
-                    "too_deep", f"document nested deeper than {max_depth} levels at line {self.line()}"
-                )
+                raise self.rejected("too_deep", f"document nested deeper than {max_depth} levels at line {self.line()}")
             if len(attributes) > max_attribute_items:
                 raise self.rejected(
                     "too_many_attributes",
@@ -329,8 +321,7 @@ class _GatePass:
             ) from None
         except expat.ExpatError as error:  # pragma: no cover - the SAX reader wraps these; kept for safety
             raise XmlRejected(
-                f"not well-formed: {expat.ErrorString(error.code)} "
-                f"at line {error.lineno}, column {error.offset + 1}",
+                f"not well-formed: {expat.ErrorString(error.code)} at line {error.lineno}, column {error.offset + 1}",
                 reason="not_well_formed",
                 line=error.lineno,
                 column=error.offset + 1,

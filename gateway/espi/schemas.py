@@ -164,11 +164,7 @@ def _schema_set(version: SchemaVersion) -> _SchemaSet:
 def _is_w3c_xml_schema(url: str) -> bool:
     """Whether ``url`` names the W3C schema of the xml: namespace (XML 1.0 §2.10, §2.12; XML Base)."""
     parts = urlsplit(url)
-    return (
-        parts.scheme in {"http", "https"}
-        and parts.hostname in _W3C_HOSTS
-        and parts.path in _W3C_XML_XSD_PATHS
-    )
+    return parts.scheme in {"http", "https"} and parts.hostname in _W3C_HOSTS and parts.path in _W3C_XML_XSD_PATHS
 
 
 class _LocalSchemaResolver(etree.Resolver):  # type: ignore[misc, unused-ignore]  # Any without lxml-stubs

@@ -144,9 +144,7 @@ _RESOURCE_KINDS: Final = frozenset(
 )
 _SUMMARY_KINDS: Final = frozenset({"UsageSummary", "ElectricPowerUsageSummary"})
 
-_UUID_URN = re.compile(
-    r"urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
-)
+_UUID_URN = re.compile(r"urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 _ESPI_DATE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 _YEAR = re.compile(r"\s*(-?\d{4,})-")
 
@@ -181,9 +179,7 @@ class DstRule:
         else:
             wanted = self.day_of_week - 1
             if self.operator == 1:  # the weekday on or after day_of_month
-                day = (
-                    self.day_of_month + (wanted - dt.date(year, self.month, self.day_of_month).weekday()) % 7
-                )
+                day = self.day_of_month + (wanted - dt.date(year, self.month, self.day_of_month).weekday()) % 7
             else:
                 first = 1 + (wanted - first_weekday) % 7
                 if self.operator == 7:  # the last such weekday
@@ -438,9 +434,7 @@ class _Checker:
                 seen.add("title")
             elif tag == _CONTENT:
                 seen.add("content")
-                entry.resources = [
-                    r for r in child.iterchildren(tag=etree.Element) if str(r.tag).startswith(_E)
-                ]
+                entry.resources = [r for r in child.iterchildren(tag=etree.Element) if str(r.tag).startswith(_E)]
         required: tuple[str, ...] = ("id", "title", "updated", "self-link")
         if what == "entry":
             required = ("id", "title", "published", "updated", "content", "self-link", "up-link")
@@ -460,9 +454,7 @@ class _Checker:
             )
         key = value.lower()  # UUIDs compare case-insensitively (RFC 9562 §4)
         if key in ids:
-            self.add(
-                "atom.id.duplicate", element.sourceline, f"id {value!r} was already used on line {ids[key]}"
-            )
+            self.add("atom.id.duplicate", element.sourceline, f"id {value!r} was already used on line {ids[key]}")
         else:
             ids[key] = element.sourceline
 
@@ -594,9 +586,7 @@ class _Checker:
     def _reading_type(self, element: Any) -> _ReadingTypeInfo:
         """ESPI REQ.21 ReadingType: ``uom`` and ``powerOfTenMultiplier`` give readings their meaning."""
         if element.find(_E + "uom") is None:
-            self.add(
-                "readingtype.uom-missing", element.sourceline, "this ReadingType has no uom (unit of measure)"
-            )
+            self.add("readingtype.uom-missing", element.sourceline, "this ReadingType has no uom (unit of measure)")
         if element.find(_E + "powerOfTenMultiplier") is None:
             self.add(
                 "readingtype.multiplier-missing",
@@ -639,9 +629,7 @@ class _Checker:
         local_time.dst_start, local_time.dst_end = rules
         return local_time
 
-    def _block(
-        self, element: Any, reading_type: _ReadingTypeInfo | None, local_time: LocalTime | None
-    ) -> _Block:
+    def _block(self, element: Any, reading_type: _ReadingTypeInfo | None, local_time: LocalTime | None) -> _Block:
         """Check one IntervalBlock against its readings (ESPI REQ.21 IntervalBlock, IntervalReading)."""
         interval = element.find(_E + "interval")
         start = duration = interval_line = None
@@ -729,14 +717,11 @@ class _Checker:
                     add(
                         "interval.duration-mismatch",
                         block.reading_line(index),
-                        f"reading lasts {duration} s but its ReadingType's intervalLength is "
-                        f"{expected_length} s",
+                        f"reading lasts {duration} s but its ReadingType's intervalLength is {expected_length} s",
                     )
         # Well-formed data is contiguous: each reading starts where the previous one ends. Checking that at C
         # speed first keeps the per-reading loop below for blocks that actually have a problem.
-        contiguous = min(durations) > 0 and all(
-            map(operator.eq, starts[1:], map(operator.add, starts, durations))
-        )
+        contiguous = min(durations) > 0 and all(map(operator.eq, starts[1:], map(operator.add, starts, durations)))
         if not contiguous:
             self._reading_sequence(block)
         ordered = contiguous or all(map(operator.lt, starts, starts[1:]))
@@ -757,9 +742,7 @@ class _Checker:
             )
         if block.start is not None and block.duration is not None and ordered:
             span = (
-                starts[-1] + durations[-1] - first
-                if contiguous
-                else max(map(operator.add, starts, durations)) - first
+                starts[-1] + durations[-1] - first if contiguous else max(map(operator.add, starts, durations)) - first
             )
             if first == block.start and span != block.duration:
                 add(
@@ -842,11 +825,7 @@ class _Checker:
     def _continuity(self, blocks: list[_Block]) -> None:
         """Consecutive blocks of a MeterReading neither overlap nor leave gaps (ESPI REQ.21 IntervalBlock)."""
         spans = sorted(
-            (
-                (b.first, b.end, b.interval_line or b.line)
-                for b in blocks
-                if b.first is not None and b.end is not None
-            ),
+            ((b.first, b.end, b.interval_line or b.line) for b in blocks if b.first is not None and b.end is not None),
             key=lambda span: span[0],
         )
         for (_, end, _), (start, _, line) in itertools.pairwise(spans):
@@ -869,9 +848,7 @@ class _Checker:
     def _summary(self, element: Any) -> tuple[int, int, int | None] | None:
         """ESPI REQ.21 UsageSummary: a billingPeriod of positive duration and a statusTimeStamp."""
         if element.find(_E + "statusTimeStamp") is None:
-            self.add(
-                "summary.status-timestamp.missing", element.sourceline, "this summary has no statusTimeStamp"
-            )
+            self.add("summary.status-timestamp.missing", element.sourceline, "this summary has no statusTimeStamp")
         period = element.find(_E + "billingPeriod")
         if period is None:
             return None

@@ -143,9 +143,7 @@ class ValidationReport:
     def to_text(self, per_code: int | None = DEFAULT_PER_CODE) -> str:
         """A report for people: a verdict line, then each code with its count and first occurrences."""
         verdict = "valid" if self.valid else "INVALID"
-        lines = [
-            f"{self.file}: {verdict} (ESPI {self.schema}): {self.errors} error(s), {self.warnings} warning(s)"
-        ]
+        lines = [f"{self.file}: {verdict} (ESPI {self.schema}): {self.errors} error(s), {self.warnings} warning(s)"]
         shown, _ = self.shown(per_code)
         by_code: dict[str, list[Finding]] = {}
         for finding in shown:
@@ -183,11 +181,7 @@ def _schema_findings(root: Any) -> list[Finding]:
     try:
         errors = validation_errors(root, "ours")
     except (SchemaUnavailableError, etree.XMLSchemaParseError) as error:
-        return [
-            Finding(
-                "error", "schema.unavailable", None, f"the gateway's schemas could not be loaded: {error}"
-            )
-        ]
+        return [Finding("error", "schema.unavailable", None, f"the gateway's schemas could not be loaded: {error}")]
     # validation_errors, not the shared schema's error_log: the compiled schema is shared between threads.
     return [
         Finding("error", "schema.invalid", entry.line or None, _plain(entry.message), entry.column or None)
@@ -286,9 +280,7 @@ def validate_stream(
     try:
         data = _read_capped(stream, max_bytes)
     except OSError as error:
-        finding = Finding(
-            "error", "xml.unreadable", None, f"could not read {file}: {error.strerror or error}"
-        )
+        finding = Finding("error", "xml.unreadable", None, f"could not read {file}: {error.strerror or error}")
         return ValidationReport(file, SchemaProfile(profile).value, (finding,))
     return validate_bytes(data, file=file, profile=profile, max_bytes=max_bytes)
 
@@ -305,9 +297,7 @@ def validate_file(
         with open(name, "rb") as handle:
             return validate_stream(handle, file=name, profile=profile, max_bytes=max_bytes)
     except OSError as error:
-        finding = Finding(
-            "error", "xml.unreadable", None, f"could not read {name}: {error.strerror or error}"
-        )
+        finding = Finding("error", "xml.unreadable", None, f"could not read {name}: {error.strerror or error}")
         return ValidationReport(name, SchemaProfile(profile).value, (finding,))
 
 

@@ -175,10 +175,7 @@ def atom_time(value: dt.datetime) -> str:
     """
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
-        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
-    )
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
 
 
 def _epoch(value: dt.datetime) -> int:
@@ -562,12 +559,8 @@ def _interval_reading(open_tag: str, row: ReadingRow) -> str:
     if quality:
         for code in quality.split(","):
             code = code.strip()
-            if (
-                code.isdigit()
-            ):  # the importer stores only codes; anything else must not break a started stream
-                parts.append(
-                    f"<espi:ReadingQuality><espi:quality>{int(code)}</espi:quality></espi:ReadingQuality>"
-                )
+            if code.isdigit():  # the importer stores only codes; anything else must not break a started stream
+                parts.append(f"<espi:ReadingQuality><espi:quality>{int(code)}</espi:quality></espi:ReadingQuality>")
     parts.append(
         f"<espi:timePeriod><espi:duration>{int(duration)}</espi:duration><espi:start>{int(start)}</espi:start>"
         "</espi:timePeriod>"
@@ -642,9 +635,7 @@ def _line_item(out: _Lines, item: LineItem) -> None:
     out.close("costAdditionalDetailLastPeriod")
 
 
-def electric_power_quality_summary_entry(
-    summary: ElectricPowerQualitySummary, scope: UsagePointLinks
-) -> Entry:
+def electric_power_quality_summary_entry(summary: ElectricPowerQualitySummary, scope: UsagePointLinks) -> Entry:
     """ESPI ``ElectricPowerQualitySummary`` entry (IEC 61000-4-30 quantities over ``summaryInterval``)."""
     u = summary.usage_point_id
     links = (
@@ -670,9 +661,7 @@ def electric_power_quality_summary_entry(
         out.leaf("supplyVoltageVariations", s.supply_voltage_variations)
         out.leaf("tempOvervoltage", s.temp_overvoltage)
 
-    return Entry(
-        *_meta(summary, "ElectricPowerQualitySummary"), links, _resource("ElectricPowerQualitySummary", fill)
-    )
+    return Entry(*_meta(summary, "ElectricPowerQualitySummary"), links, _resource("ElectricPowerQualitySummary", fill))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -699,9 +688,7 @@ def local_time_parameters_entry(parameters: LocalTimeParameters, links: Resource
         out.leaf("dstStartRule", parameters.dst_start_rule.upper())
         out.leaf("tzOffset", parameters.tz_offset)
 
-    return Entry(
-        *_meta(parameters, "LocalTimeParameters"), entry_links, _resource("LocalTimeParameters", fill)
-    )
+    return Entry(*_meta(parameters, "LocalTimeParameters"), entry_links, _resource("LocalTimeParameters", fill))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -722,9 +709,7 @@ class CustodianEndpoints:
     registration_endpoint: str | None = None
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, *, registration_endpoint: str | None = None
-    ) -> CustodianEndpoints:
+    def from_settings(cls, settings: Settings, *, registration_endpoint: str | None = None) -> CustodianEndpoints:
         """The endpoints of this gateway: OAuth at ``/oauth/authorize`` and ``/oauth/token`` (ESPI-NOTES
         §2)."""
         links = ResourceLinks(settings.resource_base_url)
@@ -807,9 +792,7 @@ def application_information_entry(
 
     title = application.client_name or "ApplicationInformation"
     _, _, published, updated = _meta(application, title)
-    return Entry(
-        application.uuid, title, published, updated, entry_links, _resource("ApplicationInformation", fill)
-    )
+    return Entry(application.uuid, title, published, updated, entry_links, _resource("ApplicationInformation", fill))
 
 
 def authorization_entry(
@@ -833,9 +816,7 @@ def authorization_entry(
     )
     if resource_uri is None:
         subscription = a.subscription
-        resource_uri = (
-            links.batch_subscription(subscription.id) if subscription is not None else links.authorizations()
-        )
+        resource_uri = links.batch_subscription(subscription.id) if subscription is not None else links.authorizations()
 
     def fill(out: _Lines) -> None:
         # Order of the ESPI 4.0 Authorization sequence.

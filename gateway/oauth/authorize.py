@@ -89,14 +89,10 @@ class AuthorizationRequests:
         return cls(services.settings, services.digester, services.passwords)
 
     def _server(self, session: Session) -> tuple[OAuthServer, GatewayRequestValidator]:
-        validator = GatewayRequestValidator(
-            session, self._settings, self._digester, self._passwords, clock=self._clock
-        )
+        validator = GatewayRequestValidator(session, self._settings, self._digester, self._passwords, clock=self._clock)
         return build_server(self._settings, validator, validator), validator
 
-    def _error_redirect(
-        self, redirect_uri: str, error: str, description: str | None, state: str | None
-    ) -> str:
+    def _error_redirect(self, redirect_uri: str, error: str, description: str | None, state: str | None) -> str:
         """An error response to the client (RFC 6749 §4.1.2.1) carrying ``state`` and ``iss`` (RFC 9207 §2)."""
         params = [("error", error)]
         if description:
@@ -126,9 +122,7 @@ class AuthorizationRequests:
         except ValueError:
             # oauthlib's own decoding refused the URI (invalid characters or escapes): nothing in it can be trusted
             # enough to redirect to (RFC 6749 §4.1.2.1).
-            return StartResult(
-                error_page=ErrorPage("invalid_request", "the request URI is not valid form encoding")
-            )
+            return StartResult(error_page=ErrorPage("invalid_request", "the request URI is not valid form encoding"))
         request = info["request"]
         scope = validator.requested_scope(request)
         now = self._clock()
@@ -153,9 +147,7 @@ class AuthorizationRequests:
         """The pending request, undecided and unexpired, or :class:`NotFound` (what the consent page shows)."""
         pending = session.get(PendingAuthorizationRequest, request_id) if 0 < len(request_id) <= 64 else None
         if pending is None or pending.expires_at <= self._clock():
-            raise NotFound(
-                "this authorization request does not exist or has expired; start again from the app"
-            )
+            raise NotFound("this authorization request does not exist or has expired; start again from the app")
         if pending.decided_at is not None:
             raise Conflict("this authorization request was already answered")
         return pending
@@ -169,9 +161,7 @@ class AuthorizationRequests:
         application = session.get(ApplicationInformation, pending.application_id)
         if application is None or application.status == ApplicationStatus.REVOKED:
             raise BadRequest("the application is no longer registered")
-        if not any(
-            redirect_uri_matches(registered, pending.redirect_uri) for registered in application.redirect_uris
-        ):
+        if not any(redirect_uri_matches(registered, pending.redirect_uri) for registered in application.redirect_uris):
             raise BadRequest("the application or its redirect URI is no longer registered")
         return pending
 
@@ -194,9 +184,7 @@ class AuthorizationRequests:
         if not wanted:
             raise BadRequest("choose at least one usage point to share")
         usage_points = list(
-            session.scalars(
-                select(UsagePoint).where(UsagePoint.id.in_(wanted), UsagePoint.customer_id == customer.id)
-            )
+            session.scalars(select(UsagePoint).where(UsagePoint.id.in_(wanted), UsagePoint.customer_id == customer.id))
         )
         if len(usage_points) != len(wanted):
             raise BadRequest("a chosen usage point is not one of the customer's")
@@ -209,9 +197,7 @@ class AuthorizationRequests:
             raise BadRequest("the granted scope must not exceed the requested one")
         now = self._clock()
         lifetime = (
-            self._settings.offline_refresh_token_ttl
-            if pending.offline_access
-            else self._settings.refresh_token_ttl
+            self._settings.offline_refresh_token_ttl if pending.offline_access else self._settings.refresh_token_ttl
         )
         # Everything approve() writes happens in a savepoint that is rolled back if oauthlib refuses, so that a
         # refused approval leaves no active Authorization behind (the caller's transaction still commits).
@@ -279,9 +265,7 @@ def purge_expired_requests(session: Session, now: dt.datetime) -> int:
 
     For a periodic job: nothing reads them after expiry, and codes are kept until then only to detect replays.
     """
-    requests = session.execute(
-        delete(PendingAuthorizationRequest).where(PendingAuthorizationRequest.expires_at <= now)
-    )
+    requests = session.execute(delete(PendingAuthorizationRequest).where(PendingAuthorizationRequest.expires_at <= now))
     codes = session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at <= now))
     return int(requests.rowcount or 0) + int(codes.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -93,9 +93,7 @@ def unauthorized(message: str, *, error: str = "invalid_token") -> Unauthorized:
 
 def forbidden(message: str) -> Forbidden:
     """403 ``insufficient_scope`` (RFC 6750 §3.1): a valid token of the wrong kind or scope."""
-    return Forbidden(
-        message, headers={"WWW-Authenticate": 'Bearer realm="greenbutton", error="insufficient_scope"'}
-    )
+    return Forbidden(message, headers={"WWW-Authenticate": 'Bearer realm="greenbutton", error="insufficient_scope"'})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -63,9 +63,7 @@ class HotPath:
             with self._lock:
                 if self._autocommit is None:
                     # Nothing is ever left open on these connections, so returning one needs no ROLLBACK.
-                    autocommit = create_engine(
-                        self._engine.url, pool_size=2, max_overflow=4, pool_reset_on_return=None
-                    )
+                    autocommit = create_engine(self._engine.url, pool_size=2, max_overflow=4, pool_reset_on_return=None)
                     event.listen(autocommit, "connect", _autocommit_connection)
                     self._autocommit = autocommit
         return self._autocommit

@@ -48,7 +48,9 @@ __all__ = [
 ]
 
 DEFAULT_GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
-DEFAULT_SCOPE = "FB=1_3_4_5_8_10_12_13_14_15_16_18_31_35_37_39_40_41;IntervalDuration=900_3600;BlockDuration=daily;HistoryLength=13"
+DEFAULT_SCOPE = (
+    "FB=1_3_4_5_8_10_12_13_14_15_16_18_31_35_37_39_40_41;IntervalDuration=900_3600;BlockDuration=daily;HistoryLength=13"
+)
 _LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})  # control characters, line and paragraph separators
 
 
@@ -74,9 +76,7 @@ def validate_redirect_uri(uri: str) -> str:
             f"redirect URI {uri!r} must use https; http is allowed only on a loopback address (RFC 8252 §7.3)"
         )
     if parts.hostname == "localhost":
-        raise BadRequest(
-            f"redirect URI {uri!r}: use 127.0.0.1 or [::1] rather than localhost (RFC 8252 §8.3)"
-        )
+        raise BadRequest(f"redirect URI {uri!r}: use 127.0.0.1 or [::1] rather than localhost (RFC 8252 §8.3)")
     return uri
 
 

@@ -192,7 +192,7 @@ def parse_scope(text: str) -> EspiScope:
     for part in seen["FB"].split("_"):
         number = _int_value("FB", part)
         if not 1 <= number <= 99:
-            raise ScopeError(f"function block {number} is out of range (1–99)")
+            raise ScopeError(f"function block {number} is out of range (1-99)")
         blocks.add(number)
 
     durations: tuple[int, ...] = ()
@@ -212,24 +212,20 @@ def parse_scope(text: str) -> EspiScope:
 
     bulk_id = seen.get("BR")
     if bulk_id is not None and not _BULK_ID.match(bulk_id):
-        raise ScopeError(f"BR (bulk id) must be 1–64 letters, digits, '.', '_' or '-', got {bulk_id!r}")
+        raise ScopeError(f"BR (bulk id) must be 1-64 letters, digits, '.', '_' or '-', got {bulk_id!r}")
 
     return EspiScope(
         function_blocks=frozenset(blocks),
         interval_durations=durations,
         block_duration=block_duration,
-        history_length=_int_value("HistoryLength", seen["HistoryLength"])
-        if "HistoryLength" in seen
-        else None,
+        history_length=_int_value("HistoryLength", seen["HistoryLength"]) if "HistoryLength" in seen else None,
         subscription_frequency=(
             _int_value("SubscriptionFrequency", seen["SubscriptionFrequency"])
             if "SubscriptionFrequency" in seen
             else None
         ),
         account_collection=(
-            _int_value("AccountCollection", seen["AccountCollection"])
-            if "AccountCollection" in seen
-            else None
+            _int_value("AccountCollection", seen["AccountCollection"]) if "AccountCollection" in seen else None
         ),
         bulk_id=bulk_id,
     )

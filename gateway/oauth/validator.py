@@ -364,11 +364,7 @@ class GatewayRequestValidator(RequestValidator):
             return None
         if client_id not in self._clients:
             throttle_key = self._throttle.key(self._policy.client_secret, self._secret_source(client_id))
-            row = (
-                self._reading()
-                .execute(_CLIENT_BY_ID, {"client_id": client_id, "throttle_key": throttle_key})
-                .first()
-            )
+            row = self._reading().execute(_CLIENT_BY_ID, {"client_id": client_id, "throttle_key": throttle_key}).first()
             self._clients[client_id] = None if row is None else ClientRecord(*row)
         application = self._clients[client_id]
         if application is not None and application.status == ApplicationStatus.REVOKED:
@@ -387,15 +383,11 @@ class GatewayRequestValidator(RequestValidator):
             return None
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() != "basic":
-            raise errors.InvalidClientError(
-                request=request, description="use HTTP Basic client authentication"
-            )
+            raise errors.InvalidClientError(request=request, description="use HTTP Basic client authentication")
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise errors.InvalidClientError(
-                request=request, description="malformed Basic credentials"
-            ) from None
+            raise errors.InvalidClientError(request=request, description="malformed Basic credentials") from None
         client_id, sep, secret = decoded.partition(":")
         if not sep:
             raise errors.InvalidClientError(request=request, description="malformed Basic credentials")
@@ -547,9 +539,7 @@ class GatewayRequestValidator(RequestValidator):
     def post_auth_check_code_challenge(self, request: Request) -> dict[str, Any]:
         """A S256 challenge must look like one (RFC 7636 §4.2) and ``state`` stay storable (authorization_code)."""
         if request.state is not None and len(request.state) > 1024:
-            raise errors.InvalidRequestError(
-                request=request, description="state is longer than 1024 characters"
-            )
+            raise errors.InvalidRequestError(request=request, description="state is longer than 1024 characters")
         if request.code_challenge is not None and not _CODE_CHALLENGE.match(request.code_challenge):
             raise errors.InvalidRequestError(
                 request=request, description="code_challenge must be 43 base64url characters"
@@ -574,13 +564,9 @@ class GatewayRequestValidator(RequestValidator):
         """
         # The one value passed through ``credentials=`` (a plain string id): see AuthorizationRequests.approve.
         pending_id = getattr(request, "gw_pending_request_id", None)
-        pending = (
-            self.session.get(PendingAuthorizationRequest, pending_id) if isinstance(pending_id, str) else None
-        )
+        pending = self.session.get(PendingAuthorizationRequest, pending_id) if isinstance(pending_id, str) else None
         if pending is None or pending.authorization_id is None:
-            raise errors.ServerError(
-                request=request, description="the authorization request was not approved"
-            )
+            raise errors.ServerError(request=request, description="the authorization request was not approved")
         scope = self.requested_scope(request)
         now = self._clock()
         self.session.add(
@@ -773,9 +759,7 @@ class GatewayRequestValidator(RequestValidator):
         self.state(request).refresh = row
         return True
 
-    def get_original_scopes(
-        self, refresh_token: str, request: Request, *args: Any, **kwargs: Any
-    ) -> list[str]:
+    def get_original_scopes(self, refresh_token: str, request: Request, *args: Any, **kwargs: Any) -> list[str]:
         """The scope the refresh token was issued with (RFC 6749 §6; refresh_token): a scopeless refresh keeps it."""
         row = self._refresh_row(request)
         return RequestedScope(espi=parse_scope(row.scope), offline_access=row.offline_access).tokens()
@@ -824,9 +808,7 @@ class GatewayRequestValidator(RequestValidator):
         """
         self._block_if_throttled(request, self._policy.password_user, username)
         self._block_if_throttled(request, self._policy.password_client, client.client_id)
-        customer = self.session.scalar(
-            select(RetailCustomer).where(RetailCustomer.username == username.lower()[:64])
-        )
+        customer = self.session.scalar(select(RetailCustomer).where(RetailCustomer.username == username.lower()[:64]))
         ok = self._passwords.verify(customer.password_hash if customer is not None else None, password)
         foreign = customer is not None and client.owner_customer_id not in (None, customer.id)
         if customer is None or not customer.is_active or foreign:
@@ -874,9 +856,7 @@ class GatewayRequestValidator(RequestValidator):
             old = self._refresh_row(request)
             rotated = self.session.execute(
                 update(OAuthToken)
-                .where(
-                    OAuthToken.id == old.id, OAuthToken.rotated_at.is_(None), OAuthToken.revoked_at.is_(None)
-                )
+                .where(OAuthToken.id == old.id, OAuthToken.rotated_at.is_(None), OAuthToken.revoked_at.is_(None))
                 .values(rotated_at=now, last_used_at=now)
                 .execution_options(synchronize_session=False)
             )
@@ -895,9 +875,7 @@ class GatewayRequestValidator(RequestValidator):
             )
             authorization = old.authorization
             requested = parse_scope_parameter(request.scopes)
-            scope = RequestedScope(
-                espi=requested.espi or parse_scope(old.scope), offline_access=old.offline_access
-            )
+            scope = RequestedScope(espi=requested.espi or parse_scope(old.scope), offline_access=old.offline_access)
             family_id = old.family_id
             subject_kind = old.subject_kind or SubjectKind.CUSTOMER
             refresh_parent = old
@@ -931,9 +909,7 @@ class GatewayRequestValidator(RequestValidator):
         refresh_row: OAuthToken | None = None
         wants_refresh = "refresh_token" in token and "refresh_token" in client.grant_types
         if wants_refresh and grant_type != "client_credentials":
-            stored_scope = (
-                str(parse_scope(refresh_parent.scope)) if refresh_parent is not None else str(scope.espi)
-            )
+            stored_scope = str(parse_scope(refresh_parent.scope)) if refresh_parent is not None else str(scope.espi)
             refresh_row = OAuthToken(
                 digest=self._digester.digest(token["refresh_token"]),
                 token_type=TokenType.REFRESH,
@@ -984,15 +960,11 @@ class GatewayRequestValidator(RequestValidator):
             return SubjectKind.UPLOAD
         return SubjectKind.CLIENT
 
-    def _client_authorization(
-        self, client: ClientRecord, subject_kind: str, scope: RequestedScope
-    ) -> AuthorizationRef:
+    def _client_authorization(self, client: ClientRecord, subject_kind: str, scope: RequestedScope) -> AuthorizationRef:
         """The client's own Authorization record (kind client, or custodian for operator and upload clients)."""
         kind = AuthorizationKind.CLIENT if subject_kind == SubjectKind.CLIENT else AuthorizationKind.CUSTODIAN
         existing = (
-            client.client_authorization_id
-            if kind == AuthorizationKind.CLIENT
-            else client.custodian_authorization_id
+            client.client_authorization_id if kind == AuthorizationKind.CLIENT else client.custodian_authorization_id
         )
         if existing is not None:
             return AuthorizationRef(id=existing, application_id=client.id)
@@ -1033,15 +1005,13 @@ class GatewayRequestValidator(RequestValidator):
         self, client: ClientRecord, customer: RetailCustomer, scope: RequestedScope, now: dt.datetime
     ) -> Authorization:
         """The customer's own Authorization for this client, with a Subscription of all their usage points."""
-        existing = (
-            select(Authorization).where(
-                Authorization.application_id == client.id,
-                Authorization.customer_id == customer.id,
-                Authorization.kind == AuthorizationKind.CUSTOMER,
-                Authorization.grant_type == "password",
-                Authorization.scope == str(scope.espi),
-                Authorization.status == AuthorizationStatus.ACTIVE,
-            )
+        existing = select(Authorization).where(
+            Authorization.application_id == client.id,
+            Authorization.customer_id == customer.id,
+            Authorization.kind == AuthorizationKind.CUSTOMER,
+            Authorization.grant_type == "password",
+            Authorization.scope == str(scope.espi),
+            Authorization.status == AuthorizationStatus.ACTIVE,
         )
         authorization = self.session.scalar(existing)
         if authorization is None:
@@ -1058,9 +1028,7 @@ class GatewayRequestValidator(RequestValidator):
             )
             # A concurrent first grant may win the unique index uq_authorization_active_password: reuse its record.
             authorization = created if self._insert_once(created) else self.session.scalars(existing).one()
-        usage_points = list(
-            self.session.scalars(select(UsagePoint).where(UsagePoint.customer_id == customer.id))
-        )
+        usage_points = list(self.session.scalars(select(UsagePoint).where(UsagePoint.customer_id == customer.id)))
         subscription = authorization.subscription
         if subscription is None:
             subscription = Subscription(
@@ -1080,9 +1048,7 @@ class GatewayRequestValidator(RequestValidator):
     def _lookup(self, token: str) -> OAuthToken | None:
         if not token or len(token) > 512:
             return None
-        row = self.session.scalar(
-            select(OAuthToken).where(OAuthToken.digest.in_(self._digester.lookup_digests(token)))
-        )
+        row = self.session.scalar(select(OAuthToken).where(OAuthToken.digest.in_(self._digester.lookup_digests(token))))
         if row is None or row.token_type not in (TokenType.ACCESS, TokenType.REFRESH):
             return None
         return row
@@ -1138,8 +1104,6 @@ class GatewayRequestValidator(RequestValidator):
 
     # -- not offered ---------------------------------------------------------------------------------------------
 
-    def is_origin_allowed(
-        self, client_id: str, origin: str, request: Request, *args: Any, **kwargs: Any
-    ) -> bool:
+    def is_origin_allowed(self, client_id: str, origin: str, request: Request, *args: Any, **kwargs: Any) -> bool:
         """No CORS on OAuth endpoints (checklist row 16): browsers never call them cross-origin here."""
         return False

@@ -192,8 +192,7 @@ def batch_list(resources: list[str]) -> bytes:
     """An ESPI ``BatchList`` document (ESPI-NOTES §9)."""
     items = "".join(f"<resources>{escape(url)}</resources>" for url in resources)
     return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<BatchList xmlns="http://naesb.org/espi">{items}</BatchList>\n'
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<BatchList xmlns="http://naesb.org/espi">{items}</BatchList>\n'
     ).encode()
 
 
@@ -302,9 +301,7 @@ def deliver_due(
             _release(session_factory, [claimed_id for claimed_id, _, _ in claimed[index:]], lease)
             break
         with session_factory() as session:
-            attempts = (
-                session.scalar(select(OutboxMessage.attempts).where(OutboxMessage.id == message_id)) or 0
-            )
+            attempts = session.scalar(select(OutboxMessage.attempts).where(OutboxMessage.id == message_id)) or 0
         deliverer = deliverers.get(kind)
         try:
             if deliverer is None:
@@ -330,9 +327,7 @@ def deliver_due(
                 )
             else:
                 report.retried += 1
-                log.warning(
-                    "outbox message %s (%s) attempt %s failed: %s", message_id, kind, attempts, reason
-                )
+                log.warning("outbox message %s (%s) attempt %s failed: %s", message_id, kind, attempts, reason)
                 _finish(
                     session_factory,
                     message_id,

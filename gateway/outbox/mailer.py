@@ -46,9 +46,7 @@ def parse_smtp_url(url: str) -> SmtpUrl:
     parts = urlsplit(url)
     schemes = {"smtp": ("plain", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
     if parts.scheme not in schemes or not parts.hostname:
-        raise ConfigurationError(
-            "GATEWAY_SMTP_URL must look like smtp://, smtp+starttls:// or smtps://host[:port]"
-        )
+        raise ConfigurationError("GATEWAY_SMTP_URL must look like smtp://, smtp+starttls:// or smtps://host[:port]")
     security, default_port = schemes[parts.scheme]
     try:
         port = parts.port or default_port

@@ -22,9 +22,7 @@ MAIL = "mail"
 NOTIFICATION = "notification"
 
 
-def enqueue(
-    session: Session, kind: str, payload: dict[str, Any], *, now: dt.datetime | None = None
-) -> OutboxMessage:
+def enqueue(session: Session, kind: str, payload: dict[str, Any], *, now: dt.datetime | None = None) -> OutboxMessage:
     """Queue a message of ``kind`` (a registered deliverer's name); other issues add their own kinds."""
     when = now or utcnow()
     message = OutboxMessage(kind=kind, payload=payload, created_at=when, next_attempt_at=when, attempts=0)

@@ -91,9 +91,7 @@ class ConsentScreenResource:
         """The undecided request, or an error page written to ``resp`` (and ``None``)."""
         try:
             if request_id is None:
-                raise NotFound(
-                    "this authorization request does not exist or has expired; start again from the app"
-                )
+                raise NotFound("this authorization request does not exist or has expired; start again from the app")
             return self._requests.get(req.context.db, request_id)
         except NotFound as error:
             self._pages.error(
@@ -156,9 +154,7 @@ class ConsentScreenResource:
 
     def _duration(self, pending: PendingAuthorizationRequest, consent_request: ConsentRequest | None) -> str:
         lifetime = (
-            self._settings.offline_refresh_token_ttl
-            if pending.offline_access
-            else self._settings.refresh_token_ttl
+            self._settings.offline_refresh_token_ttl if pending.offline_access else self._settings.refresh_token_ttl
         )
         ends = utcnow() + dt.timedelta(seconds=lifetime)
         if consent_request is not None and consent_request.expiration_at is not None:
@@ -270,9 +266,7 @@ class ConsentScreenResource:
         if decision != "authorize":
             raise BadRequest("decision must be authorize or deny")
         try:
-            chosen = {
-                int(value) for value in form.get("usage_point", []) if value.isdigit() and len(value) < 12
-            }
+            chosen = {int(value) for value in form.get("usage_point", []) if value.isdigit() and len(value) < 12}
         except ValueError:
             chosen = set()
         if (form.get("accept_terms") or [""])[0] != "yes":

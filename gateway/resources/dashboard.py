@@ -111,9 +111,7 @@ class _CustomerPage:
         try:
             self._csrf.check(self._sessions.binding(req), first(form, FIELD))
         except CsrfError as error:
-            self._pages.error(
-                resp, falcon.HTTP_403, "This form has expired", error.message, back_url="/consents"
-            )
+            self._pages.error(resp, falcon.HTTP_403, "This form has expired", error.message, back_url="/consents")
             return None
         return form
 
@@ -183,9 +181,7 @@ class RevokeConsentResource(_CustomerPage):
                 back_url="/consents",
             )
             return
-        self._pages.render(
-            resp, "revoke.html", customer=customer, csrf_token=self._token(req), consent=consent
-        )
+        self._pages.render(resp, "revoke.html", customer=customer, csrf_token=self._token(req), consent=consent)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, consent_id: str) -> None:
         form = self._checked_form(req, resp)
@@ -205,9 +201,7 @@ class RevokeConsentResource(_CustomerPage):
                 back_url="/consents",
             )
             return
-        revoke_consent(
-            req.context.db, self._settings, consent, by=RevokedBy.CUSTOMER, context=self._context(req)
-        )
+        revoke_consent(req.context.db, self._settings, consent, by=RevokedBy.CUSTOMER, context=self._context(req))
         resp.status = falcon.HTTP_303
         resp.location = "/consents?revoked=1"
 
@@ -235,9 +229,7 @@ class SelfAccessResource(_CustomerPage):
             )
         )
 
-    def _render(
-        self, req: falcon.Request, resp: falcon.Response, customer: RetailCustomer, **extra: Any
-    ) -> None:
+    def _render(self, req: falcon.Request, resp: falcon.Response, customer: RetailCustomer, **extra: Any) -> None:
         extra.setdefault("created", None)
         extra.setdefault("error", None)
         self._pages.render(

@@ -107,23 +107,19 @@ class LoginResource:
         try:
             self._csrf.check(self._sessions.presented_pre_session(req), first(form, FIELD))
         except CsrfError as error:
-            self._pages.error(
-                resp, falcon.HTTP_403, "This form has expired", error.message, back_url="/login"
-            )
+            self._pages.error(resp, falcon.HTTP_403, "This form has expired", error.message, back_url="/login")
             return
         username = (form.get("username") or [""])[0].strip()[:64]
         password = (form.get("password") or [""])[0][:1024]
         session = req.context.db
         client_ip = getattr(req.context, "client_ip", None) or "unknown"
-        blocked = self._throttle.retry_after(
-            session, LOGIN_USER_RULE, username or "-"
-        ) or self._throttle.retry_after(session, LOGIN_IP_RULE, client_ip)
+        blocked = self._throttle.retry_after(session, LOGIN_USER_RULE, username or "-") or self._throttle.retry_after(
+            session, LOGIN_IP_RULE, client_ip
+        )
         if blocked is not None:
             # Checked before the password: a blocked key learns nothing, not even whether the password was right.
             resp.set_header("Retry-After", str(blocked))
-            self._form(
-                req, resp, request_id, error=GENERIC_FAILURE, username=username, status=falcon.HTTP_429
-            )
+            self._form(req, resp, request_id, error=GENERIC_FAILURE, username=username, status=falcon.HTTP_429)
             return
         customer = session.scalar(select(RetailCustomer).where(RetailCustomer.username == username.lower()))
         # Unknown users verify against a dummy hash: same cost, same answer (no enumeration by timing).
@@ -155,9 +151,7 @@ class LogoutResource:
         try:
             self._csrf.check(self._sessions.binding(req), first(form, FIELD))
         except CsrfError as error:
-            self._pages.error(
-                resp, falcon.HTTP_403, "This form has expired", error.message, back_url="/consents"
-            )
+            self._pages.error(resp, falcon.HTTP_403, "This form has expired", error.message, back_url="/consents")
             return
         self._sessions.logout(req, resp)
         resp.status = falcon.HTTP_303

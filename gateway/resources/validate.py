@@ -49,8 +49,7 @@ class ValidateResource:
         media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
         if media_type not in XML_MEDIA_TYPES:
             raise UnsupportedMediaType(
-                f"send the feed as {', '.join(sorted(XML_MEDIA_TYPES))}; "
-                f"got {media_type or 'no Content-Type'}"
+                f"send the feed as {', '.join(sorted(XML_MEDIA_TYPES))}; got {media_type or 'no Content-Type'}"
             )
         body = self._read_body(req)
         # In a child process with CPU and memory limits: libxml2's cost explodes with the number of schema errors,

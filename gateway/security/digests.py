@@ -34,9 +34,7 @@ def _derive(secret_key: str, purpose: str) -> bytes:
 class SecretDigester:
     """Digest and compare secrets under a purpose-bound key derived from the gateway's secret key."""
 
-    def __init__(
-        self, secret_key: str, purpose: str = "token-digest", *, previous_keys: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, secret_key: str, purpose: str = "token-digest", *, previous_keys: Sequence[str] = ()) -> None:
         self._key = _derive(secret_key, purpose)
         self._previous = tuple(_derive(key, purpose) for key in previous_keys)
 

@@ -63,9 +63,7 @@ class Throttle:
     def retry_after(self, session: Session | Connection, rule: ThrottleRule, subject: str) -> int | None:
         """Seconds until ``subject`` may try again, or ``None`` when it is not blocked (a read, no lock)."""
         connection = session if isinstance(session, Connection) else session.connection()
-        return self.seconds_left(
-            connection.execute(_BLOCKED_UNTIL, {"key": self.key(rule, subject)}).scalar()
-        )
+        return self.seconds_left(connection.execute(_BLOCKED_UNTIL, {"key": self.key(rule, subject)}).scalar())
 
     def record_failure(self, session: Session, rule: ThrottleRule, subject: str) -> int | None:
         """Count one failure; return the ``Retry-After`` seconds if the key is now blocked, else ``None``."""
@@ -86,16 +84,12 @@ class Throttle:
         dialect = session.get_bind().dialect.name
         values = {"key": key, "window_started_at": now, "failures": 0, "blocked_until": None}
         if dialect == "postgresql":
-            session.execute(
-                pg_insert(ThrottleCounter).values(**values).on_conflict_do_nothing(index_elements=["key"])
-            )
+            session.execute(pg_insert(ThrottleCounter).values(**values).on_conflict_do_nothing(index_elements=["key"]))
         else:
             session.execute(
                 sqlite_insert(ThrottleCounter).values(**values).on_conflict_do_nothing(index_elements=["key"])
             )
-        counter = session.scalars(
-            select(ThrottleCounter).where(ThrottleCounter.key == key).with_for_update()
-        ).one()
+        counter = session.scalars(select(ThrottleCounter).where(ThrottleCounter.key == key).with_for_update()).one()
         if counter.window_started_at + dt.timedelta(seconds=rule.window) <= now:
             counter.window_started_at = now
             counter.failures = 0

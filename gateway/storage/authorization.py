@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Authorization", "AuthorizationKind", "AuthorizationStatus", "Subscription", "subscription_usage_point"]
 
+
 class AuthorizationStatus:
     """ESPI ``AuthorizationStatus`` codes."""
 
     REVOKED = 0
     ACTIVE = 1
     DENIED = 2
+
 
 class AuthorizationKind:
     """Which kind of access an Authorization records.
@@ -44,12 +46,14 @@ class AuthorizationKind:
     REGISTRATION = "registration"
     CUSTODIAN = "custodian"
 
+
 subscription_usage_point = Table(
     "subscription_usage_point",
     Base.metadata,
     Column("subscription_id", ForeignKey("subscription.id", ondelete="CASCADE"), primary_key=True),
     Column("usage_point_id", ForeignKey("usage_point.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
+
 
 class Authorization(EspiResourceMixin, Base):
     """The ESPI Authorization record (element order and meaning as in the ESPI ``Authorization`` type)."""
@@ -79,7 +83,9 @@ class Authorization(EspiResourceMixin, Base):
     )
 
     kind: Mapped[str] = mapped_column(String(16))
-    application_id: Mapped[int] = mapped_column(ForeignKey("application_information.id", ondelete="CASCADE"), index=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("application_information.id", ondelete="CASCADE"), index=True
+    )
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("retail_customer.id", ondelete="CASCADE"), index=True)
     status: Mapped[int] = mapped_column(SmallInteger)
     authorized_period_start: Mapped[int | None] = mapped_column(BigInteger)
@@ -100,19 +106,18 @@ class Authorization(EspiResourceMixin, Base):
     customer: Mapped[RetailCustomer | None] = relationship()
     subscription: Mapped[Subscription | None] = relationship(back_populates="authorization", uselist=False)
 
+
 class Subscription(EspiResourceMixin, Base):
     """ESPI ``Subscription``: the usage points (and, through the scope, the data) an Authorization covers."""
 
     __tablename__ = "subscription"
 
-    authorization_id: Mapped[int] = mapped_column(
-        ForeignKey("authorization.id", ondelete="CASCADE"), unique=True
+    authorization_id: Mapped[int] = mapped_column(ForeignKey("authorization.id", ondelete="CASCADE"), unique=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("application_information.id", ondelete="CASCADE"), index=True
     )
-    application_id: Mapped[int] = mapped_column(ForeignKey("application_information.id", ondelete="CASCADE"), index=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("retail_customer.id", ondelete="CASCADE"), index=True)
     last_accessed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     authorization: Mapped[Authorization] = relationship(back_populates="subscription")
-    usage_points: Mapped[list[UsagePoint]] = relationship(
-        secondary=subscription_usage_point, order_by="UsagePoint.id"
-    )
+    usage_points: Mapped[list[UsagePoint]] = relationship(secondary=subscription_usage_point, order_by="UsagePoint.id")

@@ -157,9 +157,7 @@ class ConsentEvent(Base):
     """One entry of a consent's history. Append-only: inserted, never updated or deleted (triggers enforce it)."""
 
     __tablename__ = "consent_event"
-    __table_args__ = (
-        CheckConstraint("consent_id IS NOT NULL OR consent_request_id IS NOT NULL", name="subject"),
-    )
+    __table_args__ = (CheckConstraint("consent_id IS NOT NULL OR consent_request_id IS NOT NULL", name="subject"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     consent_id: Mapped[int | None] = mapped_column(ForeignKey("consent.id"), index=True)

@@ -35,7 +35,9 @@ def _sqlite_on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(database_url: str, *, pool_size: int = 5, statement_timeout_ms: int = 30_000, echo: bool = False) -> Engine:
+def make_engine(
+    database_url: str, *, pool_size: int = 5, statement_timeout_ms: int = 30_000, echo: bool = False
+) -> Engine:
     """Create the engine for ``database_url`` (``sqlite:///path`` or ``postgresql+psycopg://…``)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":

@@ -79,9 +79,7 @@ class OAuthToken(Base):
     application_id: Mapped[int] = mapped_column(
         ForeignKey("application_information.id", ondelete="CASCADE"), index=True
     )
-    authorization_id: Mapped[int | None] = mapped_column(
-        ForeignKey("authorization.id", ondelete="CASCADE"), index=True
-    )
+    authorization_id: Mapped[int | None] = mapped_column(ForeignKey("authorization.id", ondelete="CASCADE"), index=True)
     scope: Mapped[str] = mapped_column(String(1024))
     family_id: Mapped[str | None] = mapped_column(String(36), index=True)
     """All refresh rotations of one grant, and the access tokens they issued, share a family."""
@@ -106,9 +104,7 @@ class AuthorizationCode(Base):
     application_id: Mapped[int] = mapped_column(
         ForeignKey("application_information.id", ondelete="CASCADE"), index=True
     )
-    authorization_id: Mapped[int] = mapped_column(
-        ForeignKey("authorization.id", ondelete="CASCADE"), index=True
-    )
+    authorization_id: Mapped[int] = mapped_column(ForeignKey("authorization.id", ondelete="CASCADE"), index=True)
     redirect_uri: Mapped[str] = mapped_column(String(2048))
     scope: Mapped[str] = mapped_column(String(1024))
     code_challenge: Mapped[str | None] = mapped_column(String(128))
@@ -149,9 +145,7 @@ class PendingAuthorizationRequest(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(16))
     """``approved`` or ``denied`` once decided."""
-    customer_id: Mapped[int | None] = mapped_column(
-        ForeignKey("retail_customer.id", ondelete="CASCADE"), index=True
-    )
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("retail_customer.id", ondelete="CASCADE"), index=True)
     authorization_id: Mapped[int | None] = mapped_column(ForeignKey("authorization.id", ondelete="SET NULL"))
 
     application: Mapped[ApplicationInformation] = relationship()

@@ -28,8 +28,8 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
-    PrimaryKeyConstraint,
     Integer,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -172,7 +172,10 @@ class MeterReading(EspiResourceMixin, Base):
     usage_point: Mapped[UsagePoint] = relationship(back_populates="meter_readings")
     reading_type: Mapped[ReadingType] = relationship()
     interval_blocks: Mapped[list[IntervalBlock]] = relationship(
-        back_populates="meter_reading", cascade="all, delete-orphan", passive_deletes=True, order_by="IntervalBlock.start"
+        back_populates="meter_reading",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="IntervalBlock.start",
     )
 
 
@@ -295,4 +298,3 @@ class ElectricPowerQualitySummary(EspiResourceMixin, Base):
     temp_overvoltage: Mapped[int | None] = mapped_column(BigInteger)
 
     usage_point: Mapped[UsagePoint] = relationship(back_populates="power_quality_summaries")
-

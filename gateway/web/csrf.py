@@ -46,9 +46,7 @@ class CsrfTokens:
         """Raise :class:`CsrfError` unless ``presented`` is the token of ``binding`` (compared in constant time)."""
         expected = self.token(binding or "")
         if not binding or not presented or not hmac.compare_digest(expected.encode(), presented.encode()):
-            raise CsrfError(
-                "this form has expired or was not sent from this site; reload the page and try again"
-            )
+            raise CsrfError("this form has expired or was not sent from this site; reload the page and try again")
 
 
 def read_form(req: falcon.Request, max_bytes: int = 16 * 1024) -> dict[str, list[str]]:

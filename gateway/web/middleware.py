@@ -46,7 +46,12 @@ class RequestIdMiddleware:
             route,
             resp.status_code,
             elapsed_ms,
-            extra={"method": req.method, "route": route, "status": resp.status_code, "duration_ms": round(elapsed_ms, 2)},
+            extra={
+                "method": req.method,
+                "route": route,
+                "status": resp.status_code,
+                "duration_ms": round(elapsed_ms, 2),
+            },
         )
         token = getattr(req.context, "request_id_token", None)
         if token is not None:

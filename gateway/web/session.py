@@ -49,9 +49,7 @@ class CustomerSessionManager:
     # -- cookies ------------------------------------------------------------------------------------------------
 
     def _set_cookie(self, resp: falcon.Response, name: str, value: str, max_age: int | None) -> None:
-        resp.set_cookie(
-            name, value, max_age=max_age, path="/", secure=self._secure, http_only=True, same_site="Lax"
-        )
+        resp.set_cookie(name, value, max_age=max_age, path="/", secure=self._secure, http_only=True, same_site="Lax")
 
     def _clear_cookie(self, resp: falcon.Response, name: str) -> None:
         # Not ``unset_cookie``: a ``__Host-`` cookie is only replaced by one that is Secure with Path=/ too.
@@ -125,9 +123,7 @@ class CustomerSessionManager:
         session = req.context.db
         old = self._cookie(req, self.cookie_name)
         if old is not None:
-            session.execute(
-                delete(CustomerSession).where(CustomerSession.digest == self._digester.digest(old))
-            )
+            session.execute(delete(CustomerSession).where(CustomerSession.digest == self._digester.digest(old)))
         value = new_secret()
         now = self._clock()
         agent = req.get_header("User-Agent")

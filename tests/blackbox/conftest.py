@@ -107,9 +107,7 @@ def start_live(tmp: Path, **overrides: str) -> Iterator[LiveGateway]:
         "GATEWAY_LOG_LEVEL": "DEBUG",
         **overrides,
     }
-    process = GatewayProcess(
-        ["serve", "--port", str(port), "--workers", "2"], environ, tmp / "gateway.log", port
-    )
+    process = GatewayProcess(["serve", "--port", str(port), "--workers", "2"], environ, tmp / "gateway.log", port)
     process.start()
     services = Services.build(Settings.from_env(environ))
     # requests-oauthlib refuses http token URLs unless told this is a test on the loopback interface.

@@ -256,9 +256,7 @@ def test_row_10_metadata_tells_the_truth(live):
 def test_row_16_no_cors_on_the_authorization_endpoint(live):
     client = live.client()
     response = requests.get(
-        live.url(
-            f"/oauth/authorize?response_type=code&client_id={client.client_id}&redirect_uri={quote(REDIRECT)}"
-        ),
+        live.url(f"/oauth/authorize?response_type=code&client_id={client.client_id}&redirect_uri={quote(REDIRECT)}"),
         headers={"Origin": "https://evil.example"},
         allow_redirects=False,
         timeout=TIMEOUT,
@@ -345,9 +343,7 @@ def test_row_22_password_grant_allowed_clients_no_oracle_throttled(live):
             live, stranger, {"grant_type": "password", "username": customer.username, "password": password}
         )
         assert response.status_code == 400 and response.json()["error"] == "unauthorized_client"
-    own = live.client(
-        roles=(ClientRole.SELF_ACCESS,), grant_types=("password",), owner_customer_id=customer.id
-    )
+    own = live.client(roles=(ClientRole.SELF_ACCESS,), grant_types=("password",), owner_customer_id=customer.id)
     form = {"grant_type": "password", "scope": SCOPE}
     unknown = token(live, own, {**form, "username": "nobody-at-all", "password": PASSWORD})
     wrong = token(live, own, {**form, "username": customer.username, "password": "not it at all"})
@@ -382,10 +378,7 @@ def test_row_24_client_authentication_methods(live):
     client = live.client()
     encoded = basic(quote(client.client_id, safe=""), quote(client.client_secret, safe=""))
     assert (
-        token(
-            live, client, {"grant_type": "client_credentials"}, headers={"Authorization": encoded}
-        ).status_code
-        == 200
+        token(live, client, {"grant_type": "client_credentials"}, headers={"Authorization": encoded}).status_code == 200
     )
     both = token(live, client, {"grant_type": "client_credentials", "client_secret": client.client_secret})
     assert both.status_code == 401 and both.json()["error"] == "invalid_client"
@@ -491,10 +484,7 @@ def test_row_31_introspection_only_for_authenticated_confidential_callers(live):
     access = client_token(live, client)
     url = live.url("/oauth/introspect")
     assert requests.post(url, data={"token": access}, timeout=TIMEOUT).status_code == 401
-    assert (
-        requests.post(url, data={"token": access, "client_id": public.client_id}, timeout=TIMEOUT).status_code
-        == 401
-    )
+    assert requests.post(url, data={"token": access, "client_id": public.client_id}, timeout=TIMEOUT).status_code == 401
     assert introspect(live, client, access).json()["active"] is True
     requests.post(
         live.url("/oauth/revoke"),
@@ -513,9 +503,7 @@ def test_row_32_no_secrets_in_logs_or_caches(live):
     assert response.headers["Pragma"] == "no-cache"
     tokens = response.json()
     refresh(live, client, tokens["refresh_token"])
-    requests.get(
-        live.resource("ReadServiceStatus") + f"?access_token={tokens['access_token']}", timeout=TIMEOUT
-    )
+    requests.get(live.resource("ReadServiceStatus") + f"?access_token={tokens['access_token']}", timeout=TIMEOUT)
     log = live.log()
     assert "/oauth/token" in log  # the access log is being written
     for secret in (client.client_secret, code, verifier, tokens["access_token"], tokens["refresh_token"]):
@@ -592,7 +580,5 @@ def test_row_36_implicit_and_device_grants_off(live, response_type):
         "unauthorized_client",
     )
     assert "access_token" not in response.headers["Location"]
-    device = token(
-        live, client, {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"}
-    )
+    device = token(live, client, {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"})
     assert device.json()["error"] == "unsupported_grant_type"

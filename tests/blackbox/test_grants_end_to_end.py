@@ -13,9 +13,7 @@ from gateway.storage.models import ClientRole
 from tests.functional.oauth.helpers import CLIENT_SCOPE, PASSWORD, REDIRECT, SCOPE
 
 
-def authorize_with_pkce(
-    live, client, customer, *, scope: list[str] | None = None
-) -> tuple[OAuth2Session, dict]:
+def authorize_with_pkce(live, client, customer, *, scope: list[str] | None = None) -> tuple[OAuth2Session, dict]:
     """The whole authorization_code + PKCE dance; the test plays browser and consent UI."""
     oauth = OAuth2Session(client.client_id, redirect_uri=REDIRECT, scope=scope or [SCOPE], pkce="S256")
     url, state = oauth.authorization_url(live.url("/oauth/authorize"))
@@ -63,9 +61,7 @@ def test_public_client_authorization_code_with_pkce(live):
     handoff = requests.get(url, allow_redirects=False, timeout=10)
     request_id = parse_qs(urlsplit(handoff.headers["Location"]).query)["request"][0]
     callback = live.approve(request_id, customer)
-    token = oauth.fetch_token(
-        live.url("/oauth/token"), authorization_response=callback, include_client_id=True
-    )
+    token = oauth.fetch_token(live.url("/oauth/token"), authorization_response=callback, include_client_id=True)
     assert token["resourceURI"].startswith(live.resource("Batch/Subscription/"))
     refreshed = oauth.refresh_token(live.url("/oauth/token"), client_id=client.client_id, timeout=10)
     assert refreshed["access_token"] != token["access_token"]

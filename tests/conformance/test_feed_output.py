@@ -128,9 +128,7 @@ DOCUMENTS: dict[str, Callable[[], bytes]] = {
     "power_quality_summary_entry": _entry(
         lambda: electric_power_quality_summary_entry(f.full_power_quality_summary(), SCOPE)
     ),
-    "local_time_parameters_entry": _entry(
-        lambda: local_time_parameters_entry(f.local_time_parameters(), f.LINKS)
-    ),
+    "local_time_parameters_entry": _entry(lambda: local_time_parameters_entry(f.local_time_parameters(), f.LINKS)),
     "application_information_entry": _entry(
         lambda: application_information_entry(
             f.application(), f.LINKS, ENDPOINTS, client_secret="s3cr3t", registration_access_token="opaque"
@@ -162,15 +160,11 @@ def _validate(version: str, name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTS))
 @pytest.mark.parametrize("version", ["4.0", "3.3"])
-def test_writer_output_is_valid_against_the_official_schema(
-    version: str, name: str, shared_espi: Path
-) -> None:
+def test_writer_output_is_valid_against_the_official_schema(version: str, name: str, shared_espi: Path) -> None:
     _validate(version, name)
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTS))
 def test_writer_output_is_valid_against_our_schema(name: str) -> None:
-    pytest.importorskip(
-        "gateway.espi.schemas", reason="our schema registry (gateway.espi.schemas) is not there yet"
-    )
+    pytest.importorskip("gateway.espi.schemas", reason="our schema registry (gateway.espi.schemas) is not there yet")
     _validate("ours", name)

@@ -138,9 +138,7 @@ def test_resolver_serves_the_w3c_xml_schema_locally(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     xml_xsd = REPO_ROOT / "espi_schemas" / "xml.xsd"
-    schema = schemas._compile_set(
-        schemas._SchemaSet("importer.xsd", {"importer.xsd": importer, "xml.xsd": xml_xsd})
-    )
+    schema = schemas._compile_set(schemas._SchemaSet("importer.xsd", {"importer.xsd": importer, "xml.xsd": xml_xsd}))
     assert schema.validate(etree.fromstring(b'<doc xml:lang="en-CA"/>'))
     assert not schema.validate(etree.fromstring(b'<doc xml:lang="not a language"/>'))
 
@@ -187,9 +185,7 @@ def test_our_schema_dir_holds_the_entry_point() -> None:
     assert schemas.our_schema_dir().joinpath("greenbutton.xsd").is_file()
 
 
-def test_missing_official_schemas_are_reported_not_fetched(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_official_schemas_are_reported_not_fetched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(schemas.OFFICIAL_XSD_DIR_ENV, str(tmp_path))
     assert schemas.official_schema_dir() == tmp_path.resolve()
     assert not schemas.official_schemas_available()
@@ -257,9 +253,7 @@ def test_valid_document_is_valid_against_official(path: Path, version: SchemaVer
 @pytest.fixture(scope="module")
 def gateway_feeds(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The sample Download My Data files, written by the gateway's own feed writer."""
-    sample_data = pytest.importorskip(
-        "gateway.sample_data", reason="the sample feed generator is not available"
-    )
+    sample_data = pytest.importorskip("gateway.sample_data", reason="the sample feed generator is not available")
     written: list[Path] = sample_data.generate(tmp_path_factory.mktemp("gateway-feeds"))
     return written
 
@@ -409,11 +403,7 @@ def test_every_mutant_the_official_schema_rejects_is_rejected_by_ours(path: Path
     single-step mutants, a couple of seconds in all)."""
     require_official()
     ours, official = load_schema(SchemaVersion.OURS), load_schema(SchemaVersion.ESPI_4_0)
-    looser = [
-        what
-        for what, mutant in mutants(parse(path))
-        if not official.validate(mutant) and ours.validate(mutant)
-    ]
+    looser = [what for what, mutant in mutants(parse(path)) if not official.validate(mutant) and ours.validate(mutant)]
     assert looser == []
 
 
@@ -438,9 +428,7 @@ def children(xsd: etree._ElementTree, type_name: str) -> list[tuple[str, str, st
         for child in node.iterchildren(f"{xs}element", f"{xs}sequence", f"{xs}group", f"{xs}complexContent"):
             kind = etree.QName(child).localname
             if kind == "element":
-                out.append(
-                    (child.get("name") or "", child.get("minOccurs", "1"), child.get("maxOccurs", "1"))
-                )
+                out.append((child.get("name") or "", child.get("minOccurs", "1"), child.get("maxOccurs", "1")))
             elif kind == "sequence":
                 out += walk(child)
             elif kind == "group":
@@ -458,9 +446,7 @@ def test_our_types_have_the_official_children_order_and_cardinalities() -> None:
     require_official()
     official = parse(OFFICIAL_XSD_DIR / "4.0" / "espi.xsd")
     ours = parse(REPO_ROOT / "espi_schemas" / "espi.xsd")
-    names = official.getroot().xpath(
-        "xs:complexType/@name", namespaces={"xs": "http://www.w3.org/2001/XMLSchema"}
-    )
+    names = official.getroot().xpath("xs:complexType/@name", namespaces={"xs": "http://www.w3.org/2001/XMLSchema"})
     assert len(names) > 30
     for name in names:
         if name not in STRUCTURE_EXCEPTIONS:

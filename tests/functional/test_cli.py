@@ -148,7 +148,13 @@ def run_subprocess(environ: dict[str, str], *argv: str, stdin: str = "") -> subp
 class TestPasswordStdin:
     def test_password_is_read_from_stdin_and_hashed(self, initialised):
         result = run_subprocess(
-            initialised, "customer", "add", "frank", "--email", "f@example.com", "--password-stdin",
+            initialised,
+            "customer",
+            "add",
+            "frank",
+            "--email",
+            "f@example.com",
+            "--password-stdin",
             stdin="correct horse battery staple\n",
         )
         assert result.returncode == 0, result.stderr
@@ -176,8 +182,16 @@ class TestPasswordStdin:
 class TestClientAdd:
     def test_confidential_client_gets_secret_and_registration_token(self, capsys, initialised):
         document = run_json(
-            capsys, initialised, "client", "add", "--name", "Energy Insights",
-            "--redirect-uri", "https://app.example.com/callback", "--notify-uri", "https://app.example.com/notify",
+            capsys,
+            initialised,
+            "client",
+            "add",
+            "--name",
+            "Energy Insights",
+            "--redirect-uri",
+            "https://app.example.com/callback",
+            "--notify-uri",
+            "https://app.example.com/notify",
         )
         assert document["client_id"].startswith("gbc_")
         assert len(document["client_secret"]) >= 43  # 256 bits, base64url
@@ -202,25 +216,52 @@ class TestClientAdd:
 
     def test_public_client_has_no_secret(self, capsys, initialised):
         document = run_json(
-            capsys, initialised, "client", "add", "--name", "Mobile", "--public",
-            "--redirect-uri", "http://127.0.0.1:7777/cb", "--grant-type", "authorization_code",
-            "--grant-type", "refresh_token",
+            capsys,
+            initialised,
+            "client",
+            "add",
+            "--name",
+            "Mobile",
+            "--public",
+            "--redirect-uri",
+            "http://127.0.0.1:7777/cb",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
         )
         assert "client_secret" not in document
         assert document["token_endpoint_auth_method"] == "none"
 
     def test_public_client_cannot_use_client_credentials(self, capsys, initialised):
         status, _, err = run(
-            capsys, initialised, "client", "add", "--name", "Mobile", "--public",
-            "--redirect-uri", "https://m.example.com/cb", "--grant-type", "client_credentials",
+            capsys,
+            initialised,
+            "client",
+            "add",
+            "--name",
+            "Mobile",
+            "--public",
+            "--redirect-uri",
+            "https://m.example.com/cb",
+            "--grant-type",
+            "client_credentials",
         )
         assert status == 1
         assert "public client cannot use client_credentials" in err
 
     def test_scopes_are_stored_in_canonical_form(self, capsys, initialised):
         document = run_json(
-            capsys, initialised, "client", "add", "--name", "S", "--redirect-uri", "https://s.example.com/cb",
-            "--scope", "fb=4_1_3;intervalduration=900;blockduration=Daily;",
+            capsys,
+            initialised,
+            "client",
+            "add",
+            "--name",
+            "S",
+            "--redirect-uri",
+            "https://s.example.com/cb",
+            "--scope",
+            "fb=4_1_3;intervalduration=900;blockduration=Daily;",
         )
         assert document["scope"] == ["FB=1_3_4;IntervalDuration=900;BlockDuration=daily"]
 
@@ -256,8 +297,16 @@ class TestClientAdd:
     )
     def test_bad_scope_string_is_refused(self, capsys, initialised, scope, message):
         status, _, err = run(
-            capsys, initialised, "client", "add", "--name", "Bad", "--redirect-uri", "https://b.example.com/cb",
-            "--scope", scope,
+            capsys,
+            initialised,
+            "client",
+            "add",
+            "--name",
+            "Bad",
+            "--redirect-uri",
+            "https://b.example.com/cb",
+            "--scope",
+            scope,
         )
         assert status == 1
         assert message in err
@@ -265,14 +314,37 @@ class TestClientAdd:
 
     def test_unknown_grant_type_is_a_usage_error(self, capsys, initialised):
         with pytest.raises(SystemExit) as excinfo:
-            main(["client", "add", "--name", "X", "--redirect-uri", "https://x.example.com/cb", "--grant-type",
-                  "implicit"], environ=initialised)
+            main(
+                [
+                    "client",
+                    "add",
+                    "--name",
+                    "X",
+                    "--redirect-uri",
+                    "https://x.example.com/cb",
+                    "--grant-type",
+                    "implicit",
+                ],
+                environ=initialised,
+            )
         assert excinfo.value.code == 2
 
     def test_self_access_client_for_unknown_customer_is_refused(self, capsys, initialised):
         status, _, err = run(
-            capsys, initialised, "client", "add", "--name", "Self", "--redirect-uri", "https://s.example.com/cb",
-            "--grant-type", "password", "--grant-type", "refresh_token", "--owner", "nobody",
+            capsys,
+            initialised,
+            "client",
+            "add",
+            "--name",
+            "Self",
+            "--redirect-uri",
+            "https://s.example.com/cb",
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "refresh_token",
+            "--owner",
+            "nobody",
         )
         assert status == 1
         assert "no customer named 'nobody'" in err
@@ -280,9 +352,20 @@ class TestClientAdd:
     def test_self_access_client_is_bound_to_its_owner(self, capsys, initialised):
         customer = run_json(capsys, initialised, "customer", "add", "ivy", "--email", "ivy@example.com")
         document = run_json(
-            capsys, initialised, "client", "add", "--name", "Ivy's meter puller",
-            "--redirect-uri", "https://ivy.example.com/cb", "--grant-type", "password",
-            "--grant-type", "refresh_token", "--owner", "ivy",
+            capsys,
+            initialised,
+            "client",
+            "add",
+            "--name",
+            "Ivy's meter puller",
+            "--redirect-uri",
+            "https://ivy.example.com/cb",
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "refresh_token",
+            "--owner",
+            "ivy",
         )
         assert document["roles"] == ["self_access"]
         engine = make_engine(initialised["GATEWAY_DATABASE_URL"])
@@ -323,7 +406,9 @@ class TestDoctor:
         with socket.socket() as sock:  # a port with nobody listening
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        status, out, _ = run(capsys, {**initialised, "GATEWAY_SMTP_URL": f"smtp://127.0.0.1:{port}"}, "doctor", "--json")
+        status, out, _ = run(
+            capsys, {**initialised, "GATEWAY_SMTP_URL": f"smtp://127.0.0.1:{port}"}, "doctor", "--json"
+        )
         mail = next(check for check in json.loads(out)["checks"] if check["name"] == "mail")
         assert status == 1
         assert mail["status"] == "fail"

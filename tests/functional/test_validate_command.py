@@ -42,9 +42,7 @@ def test_one_bad_file_among_good_ones_exits_1() -> None:
     assert run([VALID, INVALID, WARNINGS_ONLY]) == 1
 
 
-def test_an_unreadable_file_exits_1_with_a_finding(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_unreadable_file_exits_1_with_a_finding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = run(["--json", str(tmp_path / "missing.xml")])
     assert (code, json.loads(capsys.readouterr().out)["summary"]) == (1, {"xml.unreadable": 1})
 

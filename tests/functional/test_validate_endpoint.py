@@ -48,16 +48,12 @@ def test_the_report_is_json(validator_app: webtest.TestApp) -> None:
     assert _post(validator_app, VALID_FEED).content_type == "application/json"
 
 
-@pytest.mark.parametrize(
-    "content_type", ["application/xml", "text/xml", "application/atom+xml; charset=utf-8"]
-)
+@pytest.mark.parametrize("content_type", ["application/xml", "text/xml", "application/atom+xml; charset=utf-8"])
 def test_xml_content_types_are_accepted(validator_app: webtest.TestApp, content_type: str) -> None:
     assert _post(validator_app, VALID_FEED, content_type=content_type).json["valid"] is True
 
 
-@pytest.mark.parametrize(
-    "content_type", ["application/json", "text/plain", "application/x-www-form-urlencoded"]
-)
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "application/x-www-form-urlencoded"])
 def test_other_content_types_are_415(validator_app: webtest.TestApp, content_type: str) -> None:
     response = _post(validator_app, VALID_FEED, content_type=content_type, status=415)
     assert "application/atom+xml" in response.json["description"]
@@ -102,9 +98,7 @@ def test_a_bad_schema_parameter_is_400_naming_it(validator_app: webtest.TestApp,
     ],
     ids=["xxe", "not-well-formed", "wrong-root", "empty"],
 )
-def test_hostile_or_broken_xml_gets_a_clear_report(
-    validator_app: webtest.TestApp, body: bytes, code: str
-) -> None:
+def test_hostile_or_broken_xml_gets_a_clear_report(validator_app: webtest.TestApp, body: bytes, code: str) -> None:
     report = _post(validator_app, body).json
     assert (report["valid"], [f["code"] for f in report["findings"]]) == (False, [code])
 

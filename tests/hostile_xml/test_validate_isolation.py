@@ -36,7 +36,9 @@ def client(tmp_path) -> falcon.testing.TestClient:
 
 def post(client: falcon.testing.TestClient, document: bytes) -> falcon.testing.Result:
     return client.simulate_post(
-        "/validate", body=document, headers={"Content-Type": "application/atom+xml", "Content-Length": str(len(document))}
+        "/validate",
+        body=document,
+        headers={"Content-Type": "application/atom+xml", "Content-Length": str(len(document))},
     )
 
 

@@ -151,9 +151,7 @@ class LiveBrowser:
         return self.http.get(url, allow_redirects=False, timeout=10, **kwargs)
 
     def post(self, path: str, data: Any, **kwargs: Any) -> requests.Response:
-        return self.http.post(
-            self.gateway.base_url + path, data=data, allow_redirects=False, timeout=10, **kwargs
-        )
+        return self.http.post(self.gateway.base_url + path, data=data, allow_redirects=False, timeout=10, **kwargs)
 
     @staticmethod
     def csrf(page: requests.Response) -> str:
@@ -264,9 +262,7 @@ def live_gateway(tmp_path: Path, *, extra_environ: dict[str, str] | None = None)
             scopes=[REGISTERED_SCOPE, CLIENT_SCOPE],
             grant_types=["authorization_code", "refresh_token", "client_credentials"],
         )
-    process = GatewayProcess(
-        ["serve", "--port", str(port), "--workers", "2"], environ, tmp_path / "gateway.log", port
-    )
+    process = GatewayProcess(["serve", "--port", str(port), "--workers", "2"], environ, tmp_path / "gateway.log", port)
     process.start()
     try:
         yield LiveGateway(f"http://127.0.0.1:{port}", process, services, client, fake_app, environ)

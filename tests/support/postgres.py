@@ -69,12 +69,18 @@ class PostgresCluster:
             shutil.chown(password_file, "postgres")
         self._run(
             str(self.bin_dir / "initdb"),
-            "-D", str(self.data_dir),
-            "-U", self.user,
-            "--pwfile", str(password_file),
-            "-A", "scram-sha-256",
-            "-E", "UTF8",
-            "--locale", "C",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            self.user,
+            "--pwfile",
+            str(password_file),
+            "-A",
+            "scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale",
+            "C",
         )
         self._pg_ctl_start()
 
@@ -84,8 +90,15 @@ class PostgresCluster:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         self._run(
-            str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-o", options,
-            "-l", str(self.base_dir / "server.log"), "-w", "start",
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-o",
+            options,
+            "-l",
+            str(self.base_dir / "server.log"),
+            "-w",
+            "start",
         )
         self._wait_ready()
 

@@ -1,6 +1,6 @@
 """Regenerate migration 0001 from the current models (only while 0001 has not been released).
 
-    python -m tests.support.regenerate_initial_migration
+python -m tests.support.regenerate_initial_migration
 """
 
 from __future__ import annotations

@@ -30,8 +30,14 @@ def test_database_url_is_read(tmp_path):
 
 @pytest.mark.parametrize(
     "base_url",
-    ["https://gateway.example.com", "https://gateway.example.com/gb", "http://127.0.0.1:8000", "http://[::1]:9000",
-     "http://localhost:8000", "http://127.5.5.5"],
+    [
+        "https://gateway.example.com",
+        "https://gateway.example.com/gb",
+        "http://127.0.0.1:8000",
+        "http://[::1]:9000",
+        "http://localhost:8000",
+        "http://127.5.5.5",
+    ],
 )
 def test_accepted_base_urls(tmp_path, base_url):
     assert Settings.from_env(env(tmp_path, GATEWAY_BASE_URL=base_url)).base_url == base_url.rstrip("/")
@@ -113,9 +119,19 @@ def test_settings_are_frozen(tmp_path):
 
 @pytest.mark.parametrize(
     ("host", "expected"),
-    [("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True), ("localhost", True),
-     ("LOCALHOST", True), ("10.0.0.1", False), ("example.com", False), ("localhost.example.com", False), ("", False),
-     (None, False)],
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("10.0.0.1", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+        ("", False),
+        (None, False),
+    ],
 )
 def test_loopback_detection(host, expected):
     assert is_loopback_host(host) is expected

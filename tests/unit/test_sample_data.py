@@ -150,18 +150,14 @@ def test_bills_add_up(business: SampleFeed) -> None:
 def test_net_metering_has_forward_and_reverse_readings(business: SampleFeed) -> None:
     solar = business.usage_points[1]
     assert [m.reading_type.flow_direction for m in solar.meter_readings] == [1, 19]
-    assert all(
-        s.measurements and "peakDemand" in s.measurements for s in business.usage_points[0].usage_summaries
-    )
+    assert all(s.measurements and "peakDemand" in s.measurements for s in business.usage_points[0].usage_summaries)
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_checked_in_file_is_what_the_generator_writes_now(name: str, regenerated: Path) -> None:
     checked_in = CHECKED_IN / name
     assert checked_in.is_file(), f"{checked_in} is missing: run `gateway sample-data`"
-    assert checked_in.read_bytes() == (regenerated / name).read_bytes(), (
-        "regenerate with `gateway sample-data`"
-    )
+    assert checked_in.read_bytes() == (regenerated / name).read_bytes(), "regenerate with `gateway sample-data`"
 
 
 def test_checked_in_files_stay_small_enough_for_the_repository() -> None:

@@ -151,9 +151,7 @@ def new_browser(app, app_client) -> Callable[[], Browser]:
     """Another browser (its own cookie jar) on the same app."""
 
     def make() -> Browser:
-        other = webtest.TestApp(
-            app, extra_environ={"REMOTE_ADDR": "127.0.0.2", "HTTP_HOST": "127.0.0.1:8000"}
-        )
+        other = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.2", "HTTP_HOST": "127.0.0.1:8000"})
         return Browser(other, app_client)
 
     return make

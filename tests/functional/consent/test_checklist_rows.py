@@ -33,9 +33,7 @@ def browser(gateway: LiveGateway) -> LiveBrowser:
 
 
 def _query(location: str) -> dict[str, str]:
-    return {
-        key: values[0] for key, values in parse_qs(urlsplit(location).query, keep_blank_values=True).items()
-    }
+    return {key: values[0] for key, values in parse_qs(urlsplit(location).query, keep_blank_values=True).items()}
 
 
 def _token_is_refused(gateway: LiveGateway, access_token: str) -> bool:
@@ -90,9 +88,7 @@ def test_row_12_consent_form_cannot_be_tampered_with(gateway, browser):
     ]
     statuses = [browser.post("/consent", data).status_code for data in tampered]
     with session_scope(gateway.services.sessions) as session:
-        bob_point = (
-            session.scalar(select(RetailCustomer).where(RetailCustomer.username == "bob")).usage_points[0].id
-        )
+        bob_point = session.scalar(select(RetailCustomer).where(RetailCustomer.username == "bob")).usage_points[0].id
     foreign_point = browser.post("/consent", {**form, "usage_point": [str(bob_point)]})
     assert statuses == [400, 400, 400, 404] and foreign_point.status_code == 400
     # The untampered decision still works and grants exactly the requested scope (⊆ requested ∩ registered).
@@ -181,9 +177,7 @@ def test_row_21_refresh_dies_with_the_consent_the_password_or_idleness(gateway, 
         )
     results = [refresh(revoked["refresh_token"]), refresh(after_password["refresh_token"])]
     with session_scope(gateway.services.sessions) as session:
-        session.scalar(
-            select(RetailCustomer).where(RetailCustomer.username == "alice")
-        ).password_changed_at = previous
+        session.scalar(select(RetailCustomer).where(RetailCustomer.username == "alice")).password_changed_at = previous
     results.append(refresh(idle["refresh_token"]))
     assert results == ["invalid_grant"] * 3
 
@@ -199,10 +193,7 @@ def test_row_37_dashboard_revoke_kills_everything_at_once(gateway, browser):
     confirmation = browser.get(f"/consents/{consent_id}/revoke")
     assert "Proceed" in confirmation.text
     gateway.fake_app.notifications.clear()
-    assert (
-        browser.post(f"/consents/{consent_id}/revoke", {"csrf_token": browser.csrf(confirmation)}).status_code
-        == 303
-    )
+    assert browser.post(f"/consents/{consent_id}/revoke", {"csrf_token": browser.csrf(confirmation)}).status_code == 303
     refresh = gateway.token_request(grant_type="refresh_token", refresh_token=tokens["refresh_token"])
     history = browser.get("/consents/history").text
     run_once(gateway.services)
@@ -224,9 +215,7 @@ def test_row_37_api_delete_kills_everything_at_once(gateway, browser):
     deleted = requests.delete(
         f"{gateway.base_url}/oauth/consent-requests/{consent_request_id}", headers=headers, timeout=10
     )
-    shown = requests.get(
-        f"{gateway.base_url}/oauth/consent-requests/{consent_request_id}", headers=headers, timeout=10
-    )
+    shown = requests.get(f"{gateway.base_url}/oauth/consent-requests/{consent_request_id}", headers=headers, timeout=10)
     refresh = gateway.token_request(grant_type="refresh_token", refresh_token=tokens["refresh_token"])
     assert deleted.status_code == 204 and shown.json()["status"] == "Revoked"
     assert _token_is_refused(gateway, tokens["access_token"]) and refresh.json()["error"] == "invalid_grant"

@@ -33,9 +33,7 @@ def _create(browser, token, status=201, **fields):
 
 
 def _get(browser, token, consent_request_id, status=200):
-    return browser.app.get(
-        f"{API}/{consent_request_id}", headers={"Authorization": f"Bearer {token}"}, status=status
-    )
+    return browser.app.get(f"{API}/{consent_request_id}", headers={"Authorization": f"Bearer {token}"}, status=status)
 
 
 def test_create_answers_awaiting_authorisation_with_an_id(browser, client_token):
@@ -89,9 +87,7 @@ def test_past_its_expiration_it_is_expired_and_its_tokens_stop(browser, alice, c
     flow, params = browser.grant(browser.start(consent_request_id=created["consent_request_id"]))
     tokens = browser.redeem(flow, params["code"])
     authorization = db.scalars(select(Authorization).where(Authorization.customer_id == alice.id)).one()
-    checker = BearerTokenChecker(
-        services.digester, clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=6)
-    )
+    checker = BearerTokenChecker(services.digester, clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=6))
     with pytest.raises(Unauthorized):
         checker.principal(db, f"Bearer {tokens['access_token']}")
     assert authorization.expires_at <= int((dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).timestamp())
@@ -103,9 +99,7 @@ def test_the_worker_marks_it_expired(browser, alice, client_token, db, services)
     created = _create(
         browser,
         client_token,
-        expiration_date_time=(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        ),
+        expiration_date_time=(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
     ).json
     browser.grant(browser.start(consent_request_id=created["consent_request_id"]))
     expire_due(db, services.settings, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=6))
@@ -114,9 +108,7 @@ def test_the_worker_marks_it_expired(browser, alice, client_token, db, services)
 
 
 def test_the_data_window_becomes_the_authorizations_published_period(browser, alice, client_token, db):
-    created = _create(
-        browser, client_token, data_from="2025-01-01T00:00:00Z", data_to="2025-07-01T00:00:00Z"
-    ).json
+    created = _create(browser, client_token, data_from="2025-01-01T00:00:00Z", data_to="2025-07-01T00:00:00Z").json
     browser.grant(browser.start(consent_request_id=created["consent_request_id"]))
     consent = db.scalars(select(Consent)).one()
     assert (

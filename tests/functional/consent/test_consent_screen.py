@@ -76,9 +76,7 @@ def test_deny_returns_access_denied_with_state_and_iss_to_the_app(browser, alice
     response = browser.decide(flow, "deny")
     location = response.headers["Location"]
     assert (
-        location.startswith(REDIRECT + "?")
-        and "error=access_denied" in location
-        and f"state={flow.state}" in location
+        location.startswith(REDIRECT + "?") and "error=access_denied" in location and f"state={flow.state}" in location
     )
 
 

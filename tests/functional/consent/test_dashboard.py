@@ -30,8 +30,7 @@ def test_active_consents_show_app_data_meters_and_dates(browser, alice):
     _granted(browser, keep=[alice.usage_points[2].id])
     text = browser.app.get("/consents").html.get_text(" ")
     assert all(
-        phrase in text
-        for phrase in ("Energy App", "15-minute electricity usage", "Alice meter 3", "Last access")
+        phrase in text for phrase in ("Energy App", "15-minute electricity usage", "Alice meter 3", "Last access")
     )
 
 

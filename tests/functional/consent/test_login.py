@@ -1,4 +1,7 @@
-"""Login at the authorization step: session cookie, CSRF, throttling, no user enumeration (the consent issue, item 1)."""
+"""Login at the authorization step: session cookie, CSRF, throttling, no user enumeration.
+
+The consent issue, item 1.
+"""
 
 from __future__ import annotations
 

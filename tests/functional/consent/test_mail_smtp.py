@@ -48,14 +48,8 @@ def test_grant_and_revoke_mails_are_received(tmp_path, smtp_server):
         run_once(gateway.services)
         browser.revoke_latest()
         run_once(gateway.services)
-    to_alice = [
-        message["Subject"] for recipients, message in handler.messages if recipients == ["alice@example.com"]
-    ]
-    to_app = [
-        message["Subject"]
-        for recipients, message in handler.messages
-        if recipients == ["dev@app.example.com"]
-    ]
+    to_alice = [message["Subject"] for recipients, message in handler.messages if recipients == ["alice@example.com"]]
+    to_app = [message["Subject"] for recipients, message in handler.messages if recipients == ["dev@app.example.com"]]
     assert to_alice == [
         "You shared your energy data with Energy App",
         "Energy App no longer has access to your energy data",
@@ -64,9 +58,7 @@ def test_grant_and_revoke_mails_are_received(tmp_path, smtp_server):
 
 
 def test_a_down_smtp_server_does_not_break_the_consent(tmp_path):
-    with live_gateway(
-        tmp_path, extra_environ={"GATEWAY_SMTP_URL": f"smtp://127.0.0.1:{free_port()}"}
-    ) as gateway:
+    with live_gateway(tmp_path, extra_environ={"GATEWAY_SMTP_URL": f"smtp://127.0.0.1:{free_port()}"}) as gateway:
         tokens = LiveBrowser(gateway).grant_and_redeem()
         report = run_once(gateway.services)
     assert tokens["access_token"] and report.delivery.retried == 2 and report.delivery.delivered == 1

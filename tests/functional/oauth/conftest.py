@@ -133,9 +133,7 @@ def redeem(testapp) -> Callable[..., object]:
             "code_verifier": grant.verifier,
         }
         form.update(overrides)
-        headers = (
-            {"Authorization": basic(client.client_id, client.client_secret)} if client.client_secret else {}
-        )
+        headers = {"Authorization": basic(client.client_id, client.client_secret)} if client.client_secret else {}
         if not client.client_secret:
             form.setdefault("client_id", client.client_id)
         return testapp.post(

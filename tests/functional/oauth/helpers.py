@@ -40,21 +40,13 @@ def basic(client_id: str, secret: str) -> str:
 
 
 def query_of(location: str) -> dict[str, str]:
-    return {
-        key: values[0] for key, values in parse_qs(urlsplit(location).query, keep_blank_values=True).items()
-    }
+    return {key: values[0] for key, values in parse_qs(urlsplit(location).query, keep_blank_values=True).items()}
 
 
 def make_customer(db: Session, passwords: PasswordHasher, username: str, points: int = 2) -> RetailCustomer:
-    customer = add_customer(
-        db, passwords, username=username, email=f"{username}@example.com", password=PASSWORD
-    )
+    customer = add_customer(db, passwords, username=username, email=f"{username}@example.com", password=PASSWORD)
     for number in range(points):
-        db.add(
-            UsagePoint(
-                uuid=stable_uuid("UsagePoint", username, number), customer_id=customer.id, service_kind=0
-            )
-        )
+        db.add(UsagePoint(uuid=stable_uuid("UsagePoint", username, number), customer_id=customer.id, service_kind=0))
     db.flush()
     db.refresh(customer)
     return customer

@@ -23,9 +23,7 @@ RB = "http://127.0.0.1:8000/DataCustodian/espi/1_1/resource"
 
 def test_authorize_hands_off_to_login_with_a_pending_request(testapp, client, authorize_url):
     _verifier, challenge = pkce_pair()
-    response = testapp.get(
-        authorize_url(client.client_id, code_challenge=challenge, code_challenge_method="S256")
-    )
+    response = testapp.get(authorize_url(client.client_id, code_challenge=challenge, code_challenge_method="S256"))
     assert response.status_int == 303
     assert response.headers["Location"].startswith("/login?request=")
 
@@ -160,9 +158,7 @@ def test_public_client_redeems_with_pkce_only(public_client, obtain_code, redeem
         "https://evil.example/callback",
     ],
 )
-def test_redirect_uri_must_match_exactly_and_errors_never_redirect(
-    testapp, client, authorize_url, redirect_uri
-):
+def test_redirect_uri_must_match_exactly_and_errors_never_redirect(testapp, client, authorize_url, redirect_uri):
     response = testapp.get(authorize_url(client.client_id, redirect_uri=redirect_uri), status=400)
     assert "Location" not in response.headers
     assert response.json["error"] == "invalid_request"
@@ -205,9 +201,7 @@ def test_invalid_scope_redirects_with_error_and_iss(testapp, client, authorize_u
     _, challenge = pkce_pair()
     for scope in ("FB=1_3;Bogus=1", "FB=x", "FB=1_3_99", "FB=1_3 FB=4", "IntervalDuration=900"):
         response = testapp.get(
-            authorize_url(
-                client.client_id, scope=scope, code_challenge=challenge, code_challenge_method="S256"
-            ),
+            authorize_url(client.client_id, scope=scope, code_challenge=challenge, code_challenge_method="S256"),
             status=302,
         )
         query = query_of(response.headers["Location"])
@@ -218,21 +212,15 @@ def test_invalid_scope_redirects_with_error_and_iss(testapp, client, authorize_u
 def test_scope_beyond_registration_is_invalid_scope(testapp, client, authorize_url):
     _, challenge = pkce_pair()
     response = testapp.get(
-        authorize_url(
-            client.client_id, scope="FB=1_3_4_17", code_challenge=challenge, code_challenge_method="S256"
-        ),
+        authorize_url(client.client_id, scope="FB=1_3_4_17", code_challenge=challenge, code_challenge_method="S256"),
         status=302,
     )
     assert query_of(response.headers["Location"])["error"] == "invalid_scope"
 
 
-def test_deny_redirects_with_access_denied_state_and_iss(
-    testapp, client, authorize_url, requests_service, db
-):
+def test_deny_redirects_with_access_denied_state_and_iss(testapp, client, authorize_url, requests_service, db):
     _, challenge = pkce_pair()
-    response = testapp.get(
-        authorize_url(client.client_id, code_challenge=challenge, code_challenge_method="S256")
-    )
+    response = testapp.get(authorize_url(client.client_id, code_challenge=challenge, code_challenge_method="S256"))
     request_id = query_of(response.headers["Location"])["request"]
     location = requests_service.deny(db, request_id)
     assert location.startswith(REDIRECT + "?")
@@ -260,9 +248,7 @@ def test_approve_refuses_another_customers_usage_points(
     from gateway.errors import BadRequest
 
     _, challenge = pkce_pair()
-    response = testapp.get(
-        authorize_url(client.client_id, code_challenge=challenge, code_challenge_method="S256")
-    )
+    response = testapp.get(authorize_url(client.client_id, code_challenge=challenge, code_challenge_method="S256"))
     request_id = query_of(response.headers["Location"])["request"]
     with pytest.raises(BadRequest):
         requests_service.approve(db, request_id, alice, [bob.usage_points[0].id])
@@ -272,9 +258,7 @@ def test_a_request_is_decided_once(testapp, client, authorize_url, requests_serv
     from gateway.errors import Conflict
 
     _, challenge = pkce_pair()
-    response = testapp.get(
-        authorize_url(client.client_id, code_challenge=challenge, code_challenge_method="S256")
-    )
+    response = testapp.get(authorize_url(client.client_id, code_challenge=challenge, code_challenge_method="S256"))
     request_id = query_of(response.headers["Location"])["request"]
     requests_service.deny(db, request_id)
     with pytest.raises(Conflict):

@@ -50,9 +50,7 @@ def test_registration_token_principal(checker, db, client):
     assert principal.application_id == client.application.id
 
 
-@pytest.mark.parametrize(
-    ("role", "kind"), [(ClientRole.CUSTODIAN_ADMIN, "custodian"), (ClientRole.UPLOAD, "upload")]
-)
+@pytest.mark.parametrize(("role", "kind"), [(ClientRole.CUSTODIAN_ADMIN, "custodian"), (ClientRole.UPLOAD, "upload")])
 def test_operator_token_principals(checker, db, services, testapp, role, kind):
     operator = make_client(db, services.settings, services.digester, roles=(role,))
     assert checker.principal(db, f"Bearer {client_token(testapp, operator)}").kind == kind

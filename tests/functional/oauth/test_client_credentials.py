@@ -13,9 +13,7 @@ STATUS = "/DataCustodian/espi/1_1/resource/ReadServiceStatus"
 
 def client_token(testapp, client, **form):
     data = {"grant_type": "client_credentials", "scope": CLIENT_SCOPE, **form}
-    return testapp.post(
-        "/oauth/token", data, headers={"Authorization": basic(client.client_id, client.client_secret)}
-    )
+    return testapp.post("/oauth/token", data, headers={"Authorization": basic(client.client_id, client.client_secret)})
 
 
 def test_client_token_response_is_the_espi_contract(testapp, client, db):
@@ -70,9 +68,7 @@ def test_client_token_reads_service_status(testapp, client):
 
 
 def test_registration_token_is_forbidden_on_service_status(testapp, client):
-    response = testapp.get(
-        STATUS, headers={"Authorization": f"Bearer {client.registration_access_token}"}, status=403
-    )
+    response = testapp.get(STATUS, headers={"Authorization": f"Bearer {client.registration_access_token}"}, status=403)
     assert "insufficient_scope" in response.headers["WWW-Authenticate"]
 
 

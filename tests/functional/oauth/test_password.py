@@ -20,16 +20,12 @@ def password_token(testapp, client, username, password, *, status=200, **form):
     )
 
 
-def test_self_access_client_gets_a_token_for_all_its_owners_usage_points(
-    testapp, self_access_client, alice, db
-):
+def test_self_access_client_gets_a_token_for_all_its_owners_usage_points(testapp, self_access_client, alice, db):
     body = password_token(testapp, self_access_client, "alice", PASSWORD).json
     authorization = db.scalar(select(Authorization).where(Authorization.grant_type == "password"))
     assert body["resourceURI"] == f"{RB}/Batch/Subscription/{authorization.subscription.id}"
     assert body["authorizationURI"] == f"{RB}/Authorization/{authorization.id}"
-    assert {point.id for point in authorization.subscription.usage_points} == {
-        p.id for p in alice.usage_points
-    }
+    assert {point.id for point in authorization.subscription.usage_points} == {p.id for p in alice.usage_points}
     assert "refresh_token" in body
 
 

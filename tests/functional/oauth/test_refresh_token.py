@@ -76,23 +76,17 @@ def test_refresh_token_is_bound_to_its_client(testapp, client, other_client, obt
 def test_wider_scope_is_invalid_scope(testapp, client, obtain_code, redeem):
     first = redeem(client, obtain_code(client)).json
     wider = "FB=1_3_4_5_13_14_15_39;IntervalDuration=900;BlockDuration=monthly;HistoryLength=13"
-    assert (
-        refresh(testapp, client, first["refresh_token"], scope=wider, status=400).json["error"]
-        == "invalid_scope"
-    )
+    assert refresh(testapp, client, first["refresh_token"], scope=wider, status=400).json["error"] == "invalid_scope"
 
 
 def test_malformed_scope_on_refresh_is_invalid_scope(testapp, client, obtain_code, redeem):
     first = redeem(client, obtain_code(client)).json
     assert (
-        refresh(testapp, client, first["refresh_token"], scope="FB=1;X=2", status=400).json["error"]
-        == "invalid_scope"
+        refresh(testapp, client, first["refresh_token"], scope="FB=1;X=2", status=400).json["error"] == "invalid_scope"
     )
 
 
-def test_narrower_scope_gives_a_narrower_token_and_keeps_the_refresh_scope(
-    testapp, client, obtain_code, redeem
-):
+def test_narrower_scope_gives_a_narrower_token_and_keeps_the_refresh_scope(testapp, client, obtain_code, redeem):
     first = redeem(client, obtain_code(client)).json
     narrow = refresh(testapp, client, first["refresh_token"], scope=NARROW).json
     assert narrow["scope"] == NARROW
@@ -114,9 +108,7 @@ def test_offline_access_gives_a_long_lived_refresh_token(testapp, client, obtain
     assert lifetime == services.settings.offline_refresh_token_ttl
 
 
-def test_without_offline_access_the_refresh_token_is_short_lived(
-    testapp, client, obtain_code, redeem, db, services
-):
+def test_without_offline_access_the_refresh_token_is_short_lived(testapp, client, obtain_code, redeem, db, services):
     redeem(client, obtain_code(client))
     token = db.scalars(select(OAuthToken).where(OAuthToken.token_type == TokenType.REFRESH)).all()[-1]
     assert (token.expires_at - token.issued_at).total_seconds() == services.settings.refresh_token_ttl
@@ -136,9 +128,7 @@ def test_refresh_dies_with_a_password_change(testapp, client, obtain_code, redee
 def test_refresh_dies_when_idle(testapp, client, obtain_code, redeem, db, services):
     first = redeem(client, obtain_code(client)).json
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=services.settings.refresh_token_idle_ttl + 5)
-    db.execute(
-        update(OAuthToken).where(OAuthToken.token_type == TokenType.REFRESH).values(issued_at=long_ago)
-    )
+    db.execute(update(OAuthToken).where(OAuthToken.token_type == TokenType.REFRESH).values(issued_at=long_ago))
     db.flush()
     assert refresh(testapp, client, first["refresh_token"], status=400).json["error"] == "invalid_grant"
 

@@ -41,9 +41,7 @@ def test_revoking_a_refresh_token_kills_its_access_tokens(testapp, client, obtai
         {"token": body["refresh_token"], "token_type_hint": "refresh_token"},
         headers=auth(client),
     )
-    introspected = testapp.post(
-        "/oauth/introspect", {"token": body["access_token"]}, headers=auth(client)
-    ).json
+    introspected = testapp.post("/oauth/introspect", {"token": body["access_token"]}, headers=auth(client)).json
     assert introspected == {"active": False}
 
 
@@ -87,9 +85,7 @@ def test_introspection_without_credentials_is_401(testapp, client):
 
 def test_introspection_by_a_public_client_id_is_401(testapp, client, public_client):
     token = client_token(testapp, client)
-    response = testapp.post(
-        "/oauth/introspect", {"token": token, "client_id": public_client.client_id}, status=401
-    )
+    response = testapp.post("/oauth/introspect", {"token": token, "client_id": public_client.client_id}, status=401)
     assert response.json["error"] == "invalid_client"
 
 
@@ -101,9 +97,7 @@ def test_introspection_of_a_revoked_token_is_inactive(testapp, client):
 
 def test_introspection_of_another_clients_token_is_inactive(testapp, client, other_client):
     token = client_token(testapp, client)
-    assert testapp.post("/oauth/introspect", {"token": token}, headers=auth(other_client)).json == {
-        "active": False
-    }
+    assert testapp.post("/oauth/introspect", {"token": token}, headers=auth(other_client)).json == {"active": False}
 
 
 def test_metadata_tells_the_truth(testapp):

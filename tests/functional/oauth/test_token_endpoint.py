@@ -108,17 +108,13 @@ def test_basic_client_differing_from_body_client_id_is_401_invalid_client(testap
 
 
 def test_bad_basic_credentials_get_401_with_basic_challenge(testapp, client):
-    response = testapp.post(
-        "/oauth/token", CC, headers={"Authorization": basic(client.client_id, "wrong")}, status=401
-    )
+    response = testapp.post("/oauth/token", CC, headers={"Authorization": basic(client.client_id, "wrong")}, status=401)
     assert response.json["error"] == "invalid_client"
     assert response.headers["WWW-Authenticate"].startswith("Basic ")
 
 
 def test_unknown_client_is_invalid_client(testapp):
-    response = testapp.post(
-        "/oauth/token", CC, headers={"Authorization": basic("gbc_nobody", "x" * 43)}, status=401
-    )
+    response = testapp.post("/oauth/token", CC, headers={"Authorization": basic("gbc_nobody", "x" * 43)}, status=401)
     assert response.json["error"] == "invalid_client"
 
 
@@ -129,9 +125,7 @@ def test_malformed_basic_header_is_invalid_client(testapp):
 
 def test_guessing_client_secrets_is_throttled(testapp, client):
     for _ in range(10):
-        testapp.post(
-            "/oauth/token", CC, headers={"Authorization": basic(client.client_id, "guess")}, status=401
-        )
+        testapp.post("/oauth/token", CC, headers={"Authorization": basic(client.client_id, "guess")}, status=401)
     response = testapp.post(
         "/oauth/token",
         CC,
@@ -168,8 +162,6 @@ def test_public_client_cannot_use_client_credentials(testapp, public_client):
 
 def test_custodian_role_clients_get_custodian_tokens(testapp, db, services):
     admin = make_client(db, services.settings, services.digester, roles=(ClientRole.CUSTODIAN_ADMIN,))
-    body = testapp.post(
-        "/oauth/token", CC, headers={"Authorization": basic(admin.client_id, admin.client_secret)}
-    ).json
+    body = testapp.post("/oauth/token", CC, headers={"Authorization": basic(admin.client_id, admin.client_secret)}).json
     assert body["resourceURI"].endswith("/Batch/RetailCustomer")
     assert "refresh_token" not in body

@@ -34,9 +34,7 @@ def test_an_event_cannot_be_deleted(db, event_id):
 
 def test_the_migration_created_the_triggers(db, backend):
     if backend == "postgresql":
-        names = db.scalars(
-            text("SELECT tgname FROM pg_trigger WHERE tgrelid = 'consent_event'::regclass")
-        ).all()
+        names = db.scalars(text("SELECT tgname FROM pg_trigger WHERE tgrelid = 'consent_event'::regclass")).all()
     else:
         names = db.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).all()
     assert {name for name in names if name.startswith("consent_event_append_only")}

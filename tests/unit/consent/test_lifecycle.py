@@ -41,9 +41,7 @@ def consent(db, services) -> Consent:
 
 def _kinds(db, consent: Consent) -> list[str]:
     return list(
-        db.scalars(
-            select(ConsentEvent.kind).where(ConsentEvent.consent_id == consent.id).order_by(ConsentEvent.id)
-        )
+        db.scalars(select(ConsentEvent.kind).where(ConsentEvent.consent_id == consent.id).order_by(ConsentEvent.id))
     )
 
 

@@ -116,9 +116,7 @@ def full_usage_point(parameters: LocalTimeParameters | None = None) -> UsagePoin
             "name": "SDP-1",
             "tariffProfile": "E-TOU-C",
             "customerAgreement": "SA-1",
-            "tariffRiderRefs": [
-                {"riderType": "NEM", "enrollmentStatus": "enrolled", "effectiveDate": DAY_START}
-            ],
+            "tariffRiderRefs": [{"riderType": "NEM", "enrollmentStatus": "enrolled", "effectiveDate": DAY_START}],
         },
         measurements={
             "estimatedLoad": measurement,
@@ -149,9 +147,7 @@ def full_usage_summary() -> UsageSummary:
         commodity=1,
         tariff_profile="E-TOU-C",
         read_cycle="Cycle 7",
-        tariff_rider_refs=[
-            {"riderType": "CARE", "enrollmentStatus": "enrolledPending", "effectiveDate": DAY_START}
-        ],
+        tariff_rider_refs=[{"riderType": "CARE", "enrollmentStatus": "enrolledPending", "effectiveDate": DAY_START}],
         billing_charge_source="Utility & Co",
         ratchet_demand_period_start=DAY_START,
         ratchet_demand_period_duration=86400,
@@ -243,9 +239,7 @@ def usage_tree() -> tuple[UsagePoint, dict[int, list[ReadingRow]]]:
             block_id = m * 10 + day
             start = DAY_START + day * 86400
             meter_reading.interval_blocks.append(
-                IntervalBlock(
-                    **meta("IntervalBlock", block_id), meter_reading_id=m, start=start, duration=86400
-                )
+                IntervalBlock(**meta("IntervalBlock", block_id), meter_reading_id=m, start=start, duration=86400)
             )
             readings[block_id] = reading_rows(start)
         usage_point.meter_readings.append(meter_reading)

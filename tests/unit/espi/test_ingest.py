@@ -38,9 +38,7 @@ Reading = tuple[int, int, int, int | None]
 """start, duration, value, cost"""
 
 
-def hour_readings(
-    count: int = 4, start: int = START, value: int = 1000, cost: int | None = 15_000
-) -> list[Reading]:
+def hour_readings(count: int = 4, start: int = START, value: int = 1000, cost: int | None = 15_000) -> list[Reading]:
     return [(start + i * 3600, 3600, value + i, cost) for i in range(count)]
 
 
@@ -65,9 +63,8 @@ class FeedBuilder:
 
     def entry(self, entry_id: str, self_href: str, up_href: str, related: Sequence[str], content: str) -> str:
         a = self.a
-        links = (
-            f'<{a("link")} rel="self" href="{self_href}"/><{a("link")} rel="up" href="{up_href}"/>'
-            + "".join(f'<{a("link")} rel="related" href="{href}"/>' for href in related)
+        links = f'<{a("link")} rel="self" href="{self_href}"/><{a("link")} rel="up" href="{up_href}"/>' + "".join(
+            f'<{a("link")} rel="related" href="{href}"/>' for href in related
         )
         return (
             f"<{a('entry')}><{a('id')}>{entry_id}</{a('id')}>{links}<{a('title')}>t</{a('title')}>"
@@ -114,9 +111,7 @@ class FeedBuilder:
 
     def meter_reading(self) -> str:
         body = self.resource("MeterReading", "")
-        return self.entry(
-            MR_ID, MR, f"{UP}/MeterReading", [f"{MR}/IntervalBlock", f"{BASE}/ReadingType/1"], body
-        )
+        return self.entry(MR_ID, MR, f"{UP}/MeterReading", [f"{MR}/IntervalBlock", f"{BASE}/ReadingType/1"], body)
 
     def block(self, number: int, readings: Sequence[Reading], *, value_text: str | None = None) -> str:
         e, leaf = self.e, self.leaf
@@ -150,18 +145,14 @@ class FeedBuilder:
             f"<{a('id')}>urn:uuid:99999999-9999-4999-8999-999999999999</{a('id')}><{a('title')}>Test</{a('title')}>"
             f"<{a('updated')}>2025-01-02T00:00:00Z</{a('updated')}>\n"
         )
-        return (
-            '<?xml version="1.0" encoding="UTF-8"?>\n' + head + header + "".join(entries) + tail + "\n"
-        ).encode()
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n' + head + header + "".join(entries) + tail + "\n").encode()
 
     def standard(
         self, *, blocks: int = 2, power: int = 0, readings_per_block: int = 4, cost: int | None = 15_000
     ) -> bytes:
         entries = [self.usage_point(), self.local_time(), self.reading_type(power), self.meter_reading()]
         for number in range(blocks):
-            entries.append(
-                self.block(number, hour_readings(readings_per_block, START + number * 86400, cost=cost))
-            )
+            entries.append(self.block(number, hour_readings(readings_per_block, START + number * 86400, cost=cost)))
         return self.feed(entries)
 
 
@@ -175,9 +166,7 @@ def bob(db: Session, services: Services) -> RetailCustomer:
     return add_customer(db, services.passwords, username="bob", email="bob@example.org")
 
 
-def run(
-    db: Session, document: bytes | Path, customer: RetailCustomer, *, lenient: bool = False
-) -> ImportReport:
+def run(db: Session, document: bytes | Path, customer: RetailCustomer, *, lenient: bool = False) -> ImportReport:
     source = document if isinstance(document, Path) else io.BytesIO(document)
     return import_feed(db, source, customer=customer, lenient=lenient)
 
@@ -221,10 +210,7 @@ def test_readings_are_stored_as_written(db: Session, alice: RetailCustomer) -> N
 def test_the_usage_point_links_to_its_local_time_parameters(db: Session, alice: RetailCustomer) -> None:
     run(db, FeedBuilder().standard(), alice)
     usage_point = db.scalars(select(UsagePoint)).one()
-    assert (
-        usage_point.local_time_parameters is not None
-        and usage_point.local_time_parameters.tz_offset == -28800
-    )
+    assert usage_point.local_time_parameters is not None and usage_point.local_time_parameters.tz_offset == -28800
 
 
 def test_the_import_is_flushed_not_committed(db: Session, alice: RetailCustomer) -> None:
@@ -337,9 +323,7 @@ def test_a_malformed_element_near_the_end_leaves_no_data(db: Session, alice: Ret
     assert count_rows(db) == before
 
 
-def test_an_invalid_value_in_the_last_block_rolls_back_the_whole_file(
-    db: Session, alice: RetailCustomer
-) -> None:
+def test_an_invalid_value_in_the_last_block_rolls_back_the_whole_file(db: Session, alice: RetailCustomer) -> None:
     builder = FeedBuilder()
     entries = [builder.usage_point(), builder.local_time(), builder.reading_type(), builder.meter_reading()]
     entries += [builder.block(n, hour_readings(start=START + n * 86400)) for n in range(10)]
@@ -360,9 +344,7 @@ def test_a_rejected_file_leaves_the_session_usable(db: Session, alice: RetailCus
     assert run(db, FeedBuilder().standard(), alice).interval_readings == 8
 
 
-def test_a_block_of_an_unknown_meter_reading_is_rejected_in_strict_mode(
-    db: Session, alice: RetailCustomer
-) -> None:
+def test_a_block_of_an_unknown_meter_reading_is_rejected_in_strict_mode(db: Session, alice: RetailCustomer) -> None:
     builder = FeedBuilder()
     with pytest.raises(FeedRejected) as rejected:
         run(db, builder.feed([builder.block(0, hour_readings())]), alice)
@@ -474,9 +456,7 @@ def test_hostile_documents_change_nothing(db: Session, alice: RetailCustomer, do
 # -- lenient mode --------------------------------------------------------------------------------------------
 
 
-def test_lenient_mode_imports_a_nested_reading_type_with_a_warning(
-    db: Session, alice: RetailCustomer
-) -> None:
+def test_lenient_mode_imports_a_nested_reading_type_with_a_warning(db: Session, alice: RetailCustomer) -> None:
     builder = FeedBuilder()
     nested = builder.meter_reading().replace(
         "<espi:MeterReading></espi:MeterReading>",
@@ -499,25 +479,19 @@ def test_strict_mode_rejects_a_nested_reading_type(db: Session, alice: RetailCus
     builder = FeedBuilder()
     nested = builder.meter_reading().replace(
         "<espi:MeterReading></espi:MeterReading>",
-        "<espi:MeterReading>"
-        + builder.resource("ReadingType", builder.leaf("uom", 72))
-        + "</espi:MeterReading>",
+        "<espi:MeterReading>" + builder.resource("ReadingType", builder.leaf("uom", 72)) + "</espi:MeterReading>",
     )
     with pytest.raises(FeedRejected, match=r"line \d+: .*ReadingType"):
         run(db, builder.feed([builder.usage_point(), builder.reading_type(), nested]), alice)
 
 
-def test_lenient_mode_reads_children_out_of_order_and_wrongly_capitalised(
-    db: Session, alice: RetailCustomer
-) -> None:
+def test_lenient_mode_reads_children_out_of_order_and_wrongly_capitalised(db: Session, alice: RetailCustomer) -> None:
     builder = FeedBuilder()
     reading_type = builder.reading_type().replace(
         "<espi:powerOfTenMultiplier>0</espi:powerOfTenMultiplier><espi:uom>72</espi:uom>",
         "<espi:Uom>72</espi:Uom><espi:powerOfTenMultiplier>-3</espi:powerOfTenMultiplier>",
     )
-    report = run(
-        db, builder.feed([builder.usage_point(), reading_type, builder.meter_reading()]), alice, lenient=True
-    )
+    report = run(db, builder.feed([builder.usage_point(), reading_type, builder.meter_reading()]), alice, lenient=True)
     row = db.scalars(select(ReadingType)).one()
     assert ((row.uom, row.power_of_ten_multiplier), "element_case" in {w.code for w in report.warnings}) == (
         (72, -3),
@@ -529,9 +503,7 @@ def test_lenient_mode_accepts_date_only_updated_with_a_line_numbered_warning(
     db: Session, alice: RetailCustomer
 ) -> None:
     document = (
-        FeedBuilder()
-        .standard()
-        .replace(b"<updated>2025-01-02T00:00:00Z</updated>", b"<updated>2025-01-02</updated>")
+        FeedBuilder().standard().replace(b"<updated>2025-01-02T00:00:00Z</updated>", b"<updated>2025-01-02</updated>")
     )
     report = run(db, document, alice, lenient=True)
     date_only = [w for w in report.warnings if w.code == "date_only"]
@@ -545,9 +517,7 @@ def test_lenient_warnings_carry_lines_and_stable_codes(db: Session, alice: Retai
     )
     document = builder.feed([builder.usage_point(), builder.reading_type(), builder.meter_reading(), block])
     report = run(db, document, alice, lenient=True)
-    assert {(w.code, w.line) for w in report.warnings if w.code == "foreign_element"} == {
-        ("foreign_element", 6)
-    }
+    assert {(w.code, w.line) for w in report.warnings if w.code == "foreign_element"} == {("foreign_element", 6)}
 
 
 # -- the real files ------------------------------------------------------------------------------------------
@@ -579,9 +549,7 @@ LENIENT_RECOVERS = {
 
 
 @pytest.mark.parametrize("name", SAMPLES_VALID)
-def test_valid_sample_imports_strictly(
-    db: Session, alice: RetailCustomer, shared_espi: Path, name: str
-) -> None:
+def test_valid_sample_imports_strictly(db: Session, alice: RetailCustomer, shared_espi: Path, name: str) -> None:
     report = run(db, shared_espi / "samples" / name, alice)
     assert (
         report.usage_points.total >= 1,
@@ -590,9 +558,7 @@ def test_valid_sample_imports_strictly(
 
 
 @pytest.mark.parametrize("name", SAMPLES_VALID)
-def test_valid_sample_reimports_unchanged(
-    db: Session, alice: RetailCustomer, shared_espi: Path, name: str
-) -> None:
+def test_valid_sample_reimports_unchanged(db: Session, alice: RetailCustomer, shared_espi: Path, name: str) -> None:
     run(db, shared_espi / "samples" / name, alice)
     before = count_rows(db)
     second = run(db, shared_espi / "samples" / name, alice)
@@ -649,9 +615,7 @@ def test_gas_sample_totals_apply_the_multiplier_to_value_only(
     )
 
 
-def test_multi_block_entries_get_one_uuid_per_block(
-    db: Session, alice: RetailCustomer, shared_espi: Path
-) -> None:
+def test_multi_block_entries_get_one_uuid_per_block(db: Session, alice: RetailCustomer, shared_espi: Path) -> None:
     run(db, shared_espi / "samples" / "02_gba_sdk_Gas.xml", alice)
     uuids = db.scalars(select(IntervalBlock.uuid)).all()
     assert len(set(uuids)) == len(uuids) == 13
@@ -662,10 +626,7 @@ def test_meter_readings_get_their_reading_type_when_it_comes_later(
 ) -> None:
     # 02 puts its ReadingType after the IntervalBlocks.
     run(db, shared_espi / "samples" / "02_gba_sdk_Gas.xml", alice)
-    assert (
-        db.scalar(select(ReadingType.uom).join(MeterReading, MeterReading.reading_type_id == ReadingType.id))
-        == 169
-    )
+    assert db.scalar(select(ReadingType.uom).join(MeterReading, MeterReading.reading_type_id == ReadingType.id)) == 169
 
 
 def test_a_shared_reading_type_of_another_customer_is_copied_not_changed(
@@ -681,9 +642,7 @@ def test_a_shared_reading_type_of_another_customer_is_copied_not_changed(
         .replace(MR_ID, "urn:uuid:77777777-7777-4777-8777-777777777777")
         .replace("RetailCustomer/7", "RetailCustomer/8")
     )
-    report = run(
-        db, builder.feed([other_usage_point, builder.reading_type(power=3), other_meter_reading]), bob
-    )
+    report = run(db, builder.feed([other_usage_point, builder.reading_type(power=3), other_meter_reading]), bob)
     multipliers = sorted(db.scalars(select(ReadingType.power_of_ten_multiplier)).all())
     assert (multipliers, [w.code for w in report.warnings]) == ([0, 3], ["shared_resource_copied"])
 
@@ -696,9 +655,7 @@ def test_a_nested_reading_type_survives_a_meter_reading_that_waits_for_its_usage
         builder.meter_reading()
         .replace(
             "<espi:MeterReading></espi:MeterReading>",
-            "<espi:MeterReading>"
-            + builder.resource("ReadingType", builder.leaf("uom", 169))
-            + "</espi:MeterReading>",
+            "<espi:MeterReading>" + builder.resource("ReadingType", builder.leaf("uom", 169)) + "</espi:MeterReading>",
         )
         .replace(f'<link rel="related" href="{BASE}/ReadingType/1"/>', "")
     )

@@ -65,9 +65,7 @@ class GeneratedStream(io.RawIOBase):
 
 
 def billion_laughs() -> bytes:
-    entities = '<!ENTITY lol0 "lol">' + "".join(
-        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
-    )
+    entities = '<!ENTITY lol0 "lol">' + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
     return f'<?xml version="1.0"?>\n<!DOCTYPE feed [{entities}]>\n<feed xmlns="{ATOM}">&lol9;</feed>'.encode()
 
 
@@ -166,20 +164,14 @@ def measured(action: Callable[[], object]) -> tuple[BaseException | None, int]:
     return None, peak
 
 
-@pytest.mark.parametrize(
-    ("document", "reason", "message"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE]
-)
+@pytest.mark.parametrize(("document", "reason", "message"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
 def test_hostile_stream_is_refused_with_a_clear_message(document: bytes, reason: str, message: str) -> None:
     error, peak = measured(lambda: spool_stream(io.BytesIO(document)))
     assert isinstance(error, XmlRejected)
-    assert (error.reason, message in error.message, peak < MEMORY_BOUND) == (reason, True, True), (
-        error.message
-    )
+    assert (error.reason, message in error.message, peak < MEMORY_BOUND) == (reason, True, True), error.message
 
 
-@pytest.mark.parametrize(
-    ("document", "reason", "message"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE]
-)
+@pytest.mark.parametrize(("document", "reason", "message"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
 def test_hostile_file_is_refused_by_path(tmp_path: Path, document: bytes, reason: str, message: str) -> None:
     path = tmp_path / "hostile.xml"
     path.write_bytes(document)

@@ -97,16 +97,12 @@ XXE = (
     b'<?xml version="1.0"?><!DOCTYPE feed [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
     b'<feed xmlns="http://www.w3.org/2005/Atom"><title>&x;</title></feed>'
 )
-EXTERNAL_DTD = (
-    b'<!DOCTYPE feed SYSTEM "http://127.0.0.1:9/feed.dtd"><feed xmlns="http://www.w3.org/2005/Atom"/>'
-)
+EXTERNAL_DTD = b'<!DOCTYPE feed SYSTEM "http://127.0.0.1:9/feed.dtd"><feed xmlns="http://www.w3.org/2005/Atom"/>'
 UNDECLARED_ENTITY = b'<feed xmlns="http://www.w3.org/2005/Atom"><title>&x;</title></feed>'
 DEEP = b"<a>" * 10_000 + b"</a>" * 10_000
 
 
-@pytest.mark.parametrize(
-    "document", [BILLION_LAUGHS, XXE, EXTERNAL_DTD], ids=["billion-laughs", "xxe", "external-dtd"]
-)
+@pytest.mark.parametrize("document", [BILLION_LAUGHS, XXE, EXTERNAL_DTD], ids=["billion-laughs", "xxe", "external-dtd"])
 def test_dtds_are_refused(document: bytes) -> None:
     assert [f.code for f in validate_bytes(document).findings] == ["xml.dtd-forbidden"]
 
@@ -138,9 +134,7 @@ def test_an_unreadable_file_is_a_finding(tmp_path: Path) -> None:
 
 
 def test_a_bare_espi_resource_gets_the_schema_pass() -> None:
-    document = (
-        b'<ServiceStatus xmlns="http://naesb.org/espi"><currentStatus>1</currentStatus></ServiceStatus>'
-    )
+    document = b'<ServiceStatus xmlns="http://naesb.org/espi"><currentStatus>1</currentStatus></ServiceStatus>'
     assert validate_bytes(document).findings == ()
 
 
@@ -318,16 +312,12 @@ def _samples(shared_espi: Path) -> list[Path]:
 
 def test_samples_accepted_by_the_official_schema_have_no_schema_errors(shared_espi: Path) -> None:
     reports = {p.name[:2]: validate_file(p) for p in _samples(shared_espi) if p.name[:2] in OFFICIALLY_VALID}
-    with_schema_errors = {
-        k for k, r in reports.items() if any(f.code.startswith("schema.") for f in r.findings)
-    }
+    with_schema_errors = {k for k, r in reports.items() if any(f.code.startswith("schema.") for f in r.findings)}
     assert with_schema_errors == set()
 
 
 def test_samples_rejected_by_the_official_schema_have_schema_errors(shared_espi: Path) -> None:
-    reports = {
-        p.name[:2]: validate_file(p) for p in _samples(shared_espi) if p.name[:2] in OFFICIALLY_INVALID
-    }
+    reports = {p.name[:2]: validate_file(p) for p in _samples(shared_espi) if p.name[:2] in OFFICIALLY_INVALID}
     assert {k for k, r in reports.items() if "schema.invalid" in r.summary()} == OFFICIALLY_INVALID
 
 

@@ -317,9 +317,7 @@ def test_usage_summary_line_items_follow_the_espi_4_0_sequence() -> None:
 
 
 def test_electric_power_quality_summary_children_follow_the_espi_4_0_sequence() -> None:
-    resource = resource_of(
-        write_entry(electric_power_quality_summary_entry(f.full_power_quality_summary(), SCOPE))
-    )
+    resource = resource_of(write_entry(electric_power_quality_summary_entry(f.full_power_quality_summary(), SCOPE)))
     assert names(resource) == [
         "flickerPlt",
         "flickerPst",
@@ -579,9 +577,7 @@ def test_link_attributes_are_escaped() -> None:
 
 
 def test_feed_is_a_generator() -> None:
-    stream = feed(
-        [], feed_id=uuid.UUID(int=3), title="t", updated=f.UPDATED, self_link=feed_link("self", "h", "X")
-    )
+    stream = feed([], feed_id=uuid.UUID(int=3), title="t", updated=f.UPDATED, self_link=feed_link("self", "h", "X"))
     assert inspect.isgenerator(stream)
 
 
@@ -595,9 +591,7 @@ def test_large_feed_streams_in_many_chunks_of_bounded_size() -> None:
         )
         for day in range(365)
     ]
-    entries = (
-        interval_block_entry(block, f.reading_rows(block.start), SCOPE, usage_point_id=1) for block in blocks
-    )
+    entries = (interval_block_entry(block, f.reading_rows(block.start), SCOPE, usage_point_id=1) for block in blocks)
     chunks = list(
         feed(
             entries,
@@ -609,9 +603,7 @@ def test_large_feed_streams_in_many_chunks_of_bounded_size() -> None:
     )
     assert len(chunks) > 50
     assert max(len(chunk) for chunk in chunks) < 2 * writer.CHUNK_SIZE + 64 * 1024
-    assert (
-        len(etree.fromstring(b"".join(chunks), etree.XMLParser(huge_tree=True)).findall(f"{A}entry")) == 365
-    )
+    assert len(etree.fromstring(b"".join(chunks), etree.XMLParser(huge_tree=True)).findall(f"{A}entry")) == 365
 
 
 def test_readings_are_pulled_only_when_their_block_is_written() -> None:
@@ -633,9 +625,7 @@ def test_readings_are_pulled_only_when_their_block_is_written() -> None:
     )
     assert requested == []
     next(stream)
-    assert (
-        len(requested) < 4 and requested == [10, 11, 20, 21][: len(requested)]
-    )  # only what the first chunk needed
+    assert len(requested) < 4 and requested == [10, 11, 20, 21][: len(requested)]  # only what the first chunk needed
     list(stream)
     assert requested == [10, 11, 20, 21]
 
@@ -649,9 +639,7 @@ def test_usage_entries_honour_a_block_filter() -> None:
         blocks_for=lambda m: m.interval_blocks[:1],
     )
     blocks = [
-        e
-        for e in entries
-        if any(link.type == "espi-entry/IntervalBlock" and link.rel == "self" for link in e.links)
+        e for e in entries if any(link.type == "espi-entry/IntervalBlock" and link.rel == "self" for link in e.links)
     ]
     assert len(blocks) == 2
 
@@ -752,9 +740,7 @@ _READING_COLUMNS = (
 )
 
 
-def whole_feed_of(
-    *, usage_point_id: int, readings: dict[int, list[writer.ReadingRow]], customer_id: int
-) -> bytes:
+def whole_feed_of(*, usage_point_id: int, readings: dict[int, list[writer.ReadingRow]], customer_id: int) -> bytes:
     """The same feed written from fresh transient objects, for comparison with the database round trip."""
     usage_point, _ = f.usage_tree()
     assert usage_point.id == usage_point_id

@@ -25,9 +25,7 @@ def client(db, services):
     return make_client(db, services.settings, services.digester)
 
 
-def token_request(
-    body: str = "grant_type=client_credentials", headers: dict[str, str] | None = None
-) -> Request:
+def token_request(body: str = "grant_type=client_credentials", headers: dict[str, str] | None = None) -> Request:
     return Request("http://127.0.0.1:8000/oauth/token", http_method="POST", body=body, headers=headers or {})
 
 
@@ -78,9 +76,7 @@ def test_introspection_validator_always_requires_authentication(db, services, cl
     strict = GatewayRequestValidator(
         db, services.settings, services.digester, services.passwords, require_client_authentication=True
     )
-    public = make_client(
-        db, services.settings, services.digester, public=True, grant_types=("authorization_code",)
-    )
+    public = make_client(db, services.settings, services.digester, public=True, grant_types=("authorization_code",))
     assert strict.client_authentication_required(token_request(f"client_id={public.client_id}"))
 
 
@@ -107,9 +103,7 @@ def test_throttled_client_raises_429(db, services, client) -> None:
             db, services.settings, services.digester, services.passwords, throttle_policy=policy
         )
 
-    assert not validator().authenticate_client(
-        token_request(headers={"Authorization": basic(client.client_id, "bad")})
-    )
+    assert not validator().authenticate_client(token_request(headers={"Authorization": basic(client.client_id, "bad")}))
     with pytest.raises(TooManyAttemptsError) as raised:
         validator().authenticate_client(
             token_request(headers={"Authorization": basic(client.client_id, client.client_secret)})

@@ -12,29 +12,47 @@ from sqlalchemy.exc import IntegrityError
 from gateway.storage.ids import GATEWAY_NAMESPACE, stable_uuid, urn
 from gateway.storage.models import (
     IntervalBlock,
+    LineItem,
     LocalTimeParameters,
     MeterReading,
     ReadingType,
     RetailCustomer,
     UsagePoint,
     UsageSummary,
-    LineItem,
     interval_reading_table,
 )
 
 
 def make_usage_point(db, username: str = "alice") -> UsagePoint:
-    customer = RetailCustomer(uuid=stable_uuid("RetailCustomer", username), username=username, email=f"{username}@example.com")
-    ltp = LocalTimeParameters(
-        uuid=stable_uuid("LocalTimeParameters", username), dst_start_rule="B40E2000", dst_end_rule="B0072000",
-        dst_offset=3600, tz_offset=-28800,
+    customer = RetailCustomer(
+        uuid=stable_uuid("RetailCustomer", username), username=username, email=f"{username}@example.com"
     )
-    usage_point = UsagePoint(uuid=stable_uuid("UsagePoint", username, 1), customer=customer, service_kind=0,
-                             local_time_parameters=ltp, status=1)
-    reading_type = ReadingType(uuid=stable_uuid("ReadingType", username, 1), uom=72, power_of_ten_multiplier=0,
-                               interval_length=900, accumulation_behaviour=4, commodity=1, currency=840)
-    meter_reading = MeterReading(uuid=stable_uuid("MeterReading", username, 1), usage_point=usage_point,
-                                 reading_type=reading_type)
+    ltp = LocalTimeParameters(
+        uuid=stable_uuid("LocalTimeParameters", username),
+        dst_start_rule="B40E2000",
+        dst_end_rule="B0072000",
+        dst_offset=3600,
+        tz_offset=-28800,
+    )
+    usage_point = UsagePoint(
+        uuid=stable_uuid("UsagePoint", username, 1),
+        customer=customer,
+        service_kind=0,
+        local_time_parameters=ltp,
+        status=1,
+    )
+    reading_type = ReadingType(
+        uuid=stable_uuid("ReadingType", username, 1),
+        uom=72,
+        power_of_ten_multiplier=0,
+        interval_length=900,
+        accumulation_behaviour=4,
+        commodity=1,
+        currency=840,
+    )
+    meter_reading = MeterReading(
+        uuid=stable_uuid("MeterReading", username, 1), usage_point=usage_point, reading_type=reading_type
+    )
     db.add_all([customer, usage_point, meter_reading])
     db.flush()
     return usage_point
@@ -104,20 +122,19 @@ def test_interval_readings_bulk_insert_and_order(db):
 def test_a_reading_start_is_unique_within_its_block(db):
     meter_reading = make_usage_point(db).meter_readings[0]
     block = add_day_of_readings(db, meter_reading, 1_735_718_400)
-    with pytest.raises(IntegrityError):
-        with db.begin_nested():
-            db.execute(insert(interval_reading_table), [
-                {"interval_block_id": block.id, "start": block.start, "duration": 900, "value": 1}
-            ])
+    with pytest.raises(IntegrityError), db.begin_nested():
+        db.execute(
+            insert(interval_reading_table),
+            [{"interval_block_id": block.id, "start": block.start, "duration": 900, "value": 1}],
+        )
 
 
 def test_uuid_is_unique_per_resource_kind(db):
     usage_point = make_usage_point(db)
     duplicate = UsagePoint(uuid=usage_point.uuid, customer=usage_point.customer, service_kind=0)
     db.add(duplicate)
-    with pytest.raises(IntegrityError):
-        with db.begin_nested():
-            db.flush()
+    with pytest.raises(IntegrityError), db.begin_nested():
+        db.flush()
 
 
 def test_deleting_a_customer_cascades_to_readings(db):
@@ -135,8 +152,12 @@ def test_deleting_a_customer_cascades_to_readings(db):
 def test_usage_summary_keeps_line_items_in_order_and_costs_as_integers(db):
     usage_point = make_usage_point(db)
     summary = UsageSummary(
-        uuid=uuid.uuid4(), usage_point=usage_point, billing_period_start=1_735_718_400,
-        billing_period_duration=2_678_400, bill_last_period=12_345_678, currency=840,
+        uuid=uuid.uuid4(),
+        usage_point=usage_point,
+        billing_period_start=1_735_718_400,
+        billing_period_duration=2_678_400,
+        bill_last_period=12_345_678,
+        currency=840,
         status_time_stamp=1_738_396_800,
         measurements={"overallConsumptionLastPeriod": {"powerOfTenMultiplier": 0, "uom": 72, "value": 812_000}},
         line_items=[

@@ -47,7 +47,8 @@ def test_forwarded_headers_from_an_untrusted_peer_are_ignored():
 
 def test_forwarded_headers_from_a_trusted_proxy_are_believed():
     result = client(require_https=True, trusted=("10.0.0.0/8",)).simulate_get(
-        "/echo", remote_addr="10.1.2.3",
+        "/echo",
+        remote_addr="10.1.2.3",
         headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7, 10.9.9.9"},
     )
     assert result.json == {"scheme": "https", "client_ip": "198.51.100.7"}
@@ -56,7 +57,9 @@ def test_forwarded_headers_from_a_trusted_proxy_are_believed():
 def test_client_cannot_spoof_its_address_through_a_trusted_proxy():
     # The client sent "X-Forwarded-For: 127.0.0.1"; our proxy appended the real address.
     result = client(require_https=True, trusted=("10.0.0.0/8",)).simulate_get(
-        "/echo", remote_addr="10.1.2.3", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "127.0.0.1, 198.51.100.7"}
+        "/echo",
+        remote_addr="10.1.2.3",
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "127.0.0.1, 198.51.100.7"},
     )
     assert result.json["client_ip"] == "198.51.100.7"
 
