@@ -15,6 +15,7 @@ from gateway.storage.consent import Consent, ConsentEvent, ConsentRequest, Custo
 from gateway.storage.customer import RetailCustomer
 from gateway.storage.oauth import AuthorizationCode, OAuthToken, PendingAuthorizationRequest, TokenType
 from gateway.storage.outbox import OutboxMessage
+from gateway.storage.rate_limit import RateLimitBucket
 from gateway.storage.throttle import ThrottleCounter
 from gateway.storage.usage import (
     ElectricPowerQualitySummary,
@@ -50,6 +51,7 @@ __all__ = [
     "OutboxMessage",
     "PendingAuthorizationRequest",
     "ReadingType",
+    "RateLimitBucket",
     "RetailCustomer",
     "Subscription",
     "ThrottleCounter",
