@@ -150,7 +150,9 @@ def _error_body(req: falcon.Request, status: str, code: str, title: str, descrip
 def _serialize_http_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
     """Falcon's error serializer: every HTTPError (ours or falcon's own, e.g. 404/405) gets the same body shape."""
     code = error.code if isinstance(error.code, str) else (error.title or "error").lower().replace(" ", "_")
-    content_type, body = _error_body(req, error.status, code, error.title or "", error.description or error.title or "")
+    content_type, body = _error_body(
+        req, falcon.code_to_http_status(error.status), code, error.title or "", error.description or error.title or ""
+    )
     resp.content_type = content_type
     resp.data = body
 
@@ -182,7 +184,7 @@ def _handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Except
     resp.data = body
 
 
-def register_error_handling(app: falcon.App) -> None:
+def register_error_handling(app: falcon.App[falcon.Request, falcon.Response]) -> None:
     """Install the one error serializer and the handlers, most specific last (falcon picks the closest match)."""
     app.set_error_serializer(_serialize_http_error)
     app.add_error_handler(Exception, _handle_unexpected)

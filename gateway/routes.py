@@ -17,7 +17,7 @@ from gateway.web.metrics import MetricsResource
 __all__ = ["add_routes"]
 
 
-def add_routes(app: falcon.App, services: Services) -> None:
+def add_routes(app: falcon.App[falcon.Request, falcon.Response], services: Services) -> None:
     """Mount every resource of the gateway on ``app``."""
     app.add_route("/healthz", HealthResource())
     app.add_route("/validate", ValidateResource(services.settings))

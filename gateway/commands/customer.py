@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from gateway.commands.output import CommandError, add_json_flag, emit, load_services
 from gateway.customers import add_customer, get_customer_by_username
@@ -76,7 +76,8 @@ def set_password_command(args: argparse.Namespace) -> int:
         customer.password_hash = services.passwords.hash(password)
         customer.password_changed_at = now
         # A new password ends every open browser session and every refresh token (RFC 9700 §4.14.2).
-        ended = session.execute(delete(CustomerSession).where(CustomerSession.customer_id == customer.id)).rowcount
+        ended = session.execute(delete(CustomerSession).where(CustomerSession.customer_id == customer.id))
+        ended_count = ended.rowcount if isinstance(ended, CursorResult) else 0
         revoked = revoke_customer_refresh_tokens(session, customer.id, now)
         emit(
             args,
@@ -84,10 +85,10 @@ def set_password_command(args: argparse.Namespace) -> int:
                 "id": customer.id,
                 "username": customer.username,
                 "password_changed": True,
-                "sessions_ended": ended,
+                "sessions_ended": ended_count,
                 "refresh_tokens_revoked": revoked,
             },
-            f"password changed; {ended} session(s) ended, {revoked} refresh token(s) revoked",
+            f"password changed; {ended_count} session(s) ended, {revoked} refresh token(s) revoked",
         )
     return 0
 
