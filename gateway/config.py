@@ -167,8 +167,19 @@ class Settings:
     """Sustained requests per second per client on the ESPI resources (0 disables the limit)."""
     rate_limit_burst: int = 50
     """Requests a client may make at once before the sustained rate applies."""
+    validate_rate_limit_per_minute: float = 30.0
+    """Sustained ``POST /validate`` requests per minute per client address (0 disables the limit)."""
+    validate_rate_limit_burst: int = 30
+    """``POST /validate`` requests a client address may make at once before the sustained rate applies."""
     database_pool_size: int = 5
     statement_timeout_ms: int = 30_000
+    bulk_async_readings: int = 100_000
+    """A ``Batch/Bulk`` page estimated at more IntervalReadings than this is built in the background and answered
+    202 Accepted (ESPI-NOTES §9); smaller ones stream at once. 0 sends every bulk with interval data there."""
+    bulk_retention: int = 86_400
+    """Seconds a built bulk is kept (its ``Expires``); the next request after that builds it again."""
+    migration_lock_timeout: int = 300
+    """Seconds ``gateway serve``/``init`` wait for another node's migration before failing (gateway.storage.migrate)."""
 
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks (CIDR) of the reverse proxies whose ``X-Forwarded-Proto``/``-For`` we believe."""
@@ -253,8 +264,13 @@ class Settings:
             validate_memory_mib=_int(env, "GATEWAY_VALIDATE_MEMORY_MIB", 2048, minimum=128),
             rate_limit_per_second=_float(env, "GATEWAY_RATE_LIMIT_PER_SECOND", 10.0),
             rate_limit_burst=_int(env, "GATEWAY_RATE_LIMIT_BURST", 50, minimum=1),
+            validate_rate_limit_per_minute=_float(env, "GATEWAY_VALIDATE_RATE_LIMIT_PER_MINUTE", 30.0),
+            validate_rate_limit_burst=_int(env, "GATEWAY_VALIDATE_RATE_LIMIT_BURST", 30, minimum=1),
             database_pool_size=_int(env, "GATEWAY_DATABASE_POOL_SIZE", 5, minimum=1),
             statement_timeout_ms=_int(env, "GATEWAY_STATEMENT_TIMEOUT_MS", 30_000, minimum=0),
+            bulk_async_readings=_int(env, "GATEWAY_BULK_ASYNC_READINGS", 100_000, minimum=0),
+            bulk_retention=_int(env, "GATEWAY_BULK_RETENTION", 86_400, minimum=60),
+            migration_lock_timeout=_int(env, "GATEWAY_MIGRATION_LOCK_TIMEOUT", 300, minimum=1),
             trusted_proxies=_networks(env, "GATEWAY_TRUSTED_PROXIES", ()),
             metrics_networks=_networks(env, "GATEWAY_METRICS_NETWORKS", ("127.0.0.0/8", "::1/128")),
             smtp_url=env.get("GATEWAY_SMTP_URL") or None,

@@ -94,11 +94,8 @@ def check_database(services: Services) -> tuple[list[Check], dt.datetime | None]
         ], None
     latency_ms = (time.perf_counter() - started) * 1000
     checks = [Check("database", "ok", f"{url} answered in {latency_ms:.0f} ms")]
-    current, head = migrate.current_revision(services.engine), migrate.head_revision(services.engine)
-    if current == head:
-        checks.append(Check("migrations", "ok", f"at head ({head})"))
-    else:
-        checks.append(Check("migrations", "fail", f"at {current or 'empty'}, head is {head}: run `gateway init`"))
+    state = migrate.migration_state(services.engine)  # empty, behind, at head, or ahead of this code
+    checks.append(Check("migrations", "ok" if state.status == "at head" else "fail", state.describe()))
     return checks, server_now
 
 

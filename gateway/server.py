@@ -11,9 +11,12 @@ Reloads and deploys (docs/deploy.md has the runbook):
   are forked from the master, which still holds the old modules. Use it to recycle workers (memory, pooled
   connections), not to deploy.
 - New code: a rolling restart across nodes (take a node out of the load balancer, ``SIGTERM`` — gunicorn finishes what
-  is in flight — start the new version, put it back), or on a single node ``kill -USR2 <master>`` (a new master
-  re-executes the command and loads the new code beside the old one), then ``kill -WINCH <old master>`` (its workers
-  stop gracefully) and ``kill -QUIT <old master>`` once the new one answers ``/healthz``.
+  is in flight — start the new version, put it back), or on a single node a binary upgrade: ``kill -USR2 <master>``
+  (a second master re-executes the command that started this one, so it migrates and loads the new code, and serves
+  on the inherited socket beside the old master), then, once its workers answer, ``kill -TERM <old master>``: the old
+  workers finish what is in flight and exit, and the new master takes over the pidfile
+  (``tests/faults/test_usr2_upgrade.py``). gunicorn's ``WINCH`` does nothing to a master that is not daemonized (a
+  terminal sends it on every resize), and ``QUIT`` stops the old workers at once, dropping requests in flight.
 
 Forwarded headers: the app's :class:`~gateway.web.transport.TransportSecurityMiddleware` is the one place that decides
 whether ``X-Forwarded-Proto``/``-For`` are believed (``GATEWAY_TRUSTED_PROXIES``). gunicorn applies its own rule to
@@ -26,16 +29,22 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import falcon
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from sqlalchemy import Engine
 
 from gateway.metrics import worker_exited
 
-__all__ = ["DEFAULT_TIMEOUT", "GatewayServer", "default_workers", "forwarded_allow_ips"]
+if TYPE_CHECKING:
+    from gunicorn._types import _WSGIAppType  # only in the types-gunicorn stubs
+
+__all__ = ["DEFAULT_TIMEOUT", "GatewayServer", "default_workers", "forwarded_allow_ips", "reexec_command"]
 
 DEFAULT_TIMEOUT = 120
 """Seconds a sync worker may spend on one request before the master kills it: a full-year Batch/Subscription
@@ -59,13 +68,24 @@ def forwarded_allow_ips(trusted_proxies: Sequence[str]) -> list[str]:
     return [str(ipaddress.ip_network(entry, strict=False)) for entry in trusted_proxies]
 
 
+def reexec_command() -> list[str]:
+    """The command a ``USR2`` upgrade re-executes: exactly the one that started this process.
+
+    gunicorn rebuilds it from ``sys.argv``, which turns ``python -m gateway serve`` into ``python …/gateway/__main__.py
+    serve``: run as a script, with the package's own folder first on ``sys.path``, the new master fails to start
+    (``importlib.resources`` no longer finds the package's files) and the upgrade silently does nothing.
+    ``sys.orig_argv`` keeps ``-m gateway`` (and any interpreter option) as it was typed.
+    """
+    return [sys.executable, *sys.orig_argv[1:]]
+
+
 def _worker_tmp_dir() -> str | None:
     # The heartbeat file is touched constantly; on a container's overlay disk that can block workers (gunicorn docs
     # "Blocking OS calls"): prefer the in-memory /dev/shm when there is one.
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None  # noqa: S108
 
 
-class GatewayServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+class GatewayServer(BaseApplication):
     """A gunicorn application serving an already-built falcon app."""
 
     def __init__(
@@ -78,6 +98,7 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no
         workers: int,
         trusted_proxies: Sequence[str] = (),
         timeout: int = DEFAULT_TIMEOUT,
+        pidfile: Path | None = None,
         options: dict[str, Any] | None = None,
     ) -> None:
         self.wsgi_app = app
@@ -114,6 +135,9 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no
             "accesslog": None,
             "errorlog": "-",
             "proc_name": "greenbutton-gateway",
+            # The master's pid, for signals. During a USR2 upgrade the new master writes ``<pidfile>.2`` and renames it
+            # to ``<pidfile>`` once the old master has exited.
+            "pidfile": str(pidfile.absolute()) if pidfile is not None else None,
         }
         self.options.update(options or {})
         super().__init__()
@@ -123,5 +147,16 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no
             if key in self.cfg.settings and value is not None:
                 self.cfg.set(key.lower(), value)
 
-    def load(self) -> falcon.App[falcon.Request, falcon.Response]:
-        return self.wsgi_app
+    def load(self) -> _WSGIAppType:
+        # falcon.App is a WSGI callable (PEP 3333); its __call__ is typed more loosely than the stubs' alias.
+        return cast("_WSGIAppType", self.wsgi_app)
+
+    def run(self) -> None:
+        """Run the gunicorn master until it is told to stop (``BaseApplication.run``, with :func:`reexec_command`)."""
+        try:
+            arbiter = Arbiter(self)
+            arbiter.START_CTX["args"] = reexec_command()
+            arbiter.run()
+        except RuntimeError as error:  # gunicorn's start-up errors (address in use, a live pidfile): one line, exit 1
+            print(f"\nError: {error}\n", file=sys.stderr, flush=True)
+            sys.exit(1)

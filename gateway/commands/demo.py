@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from gateway.app import create_app
+from gateway.commands.database import upgrade_database
 from gateway.commands.output import add_json_flag, emit, load_services
 from gateway.commands.serve import add_server_arguments, run_gunicorn
 from gateway.resources.demo_app import mount_demo_app
-from gateway.storage import migrate
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,7 +30,7 @@ def demo(args: argparse.Namespace) -> int:
     from gateway.demo import describe_demo, load_demo
 
     services = load_services(args)
-    migrate.upgrade(services.engine)
+    upgrade_database(services)
     info = load_demo(services)
     emit(args, info.to_json(), describe_demo(info))
     if args.no_serve:

@@ -1,19 +1,21 @@
-"""``gateway serve``: migrate, then run the gateway under gunicorn."""
+"""``gateway serve``: migrate (under the migration lock), then run the gateway under gunicorn."""
 
 from __future__ import annotations
 
 import argparse
 import subprocess
+from pathlib import Path
 
 import falcon
 
 from gateway.app import create_app
+from gateway.commands.database import upgrade_database
 from gateway.commands.output import add_json_flag, load_services
+from gateway.logs import configure_logging
 from gateway.metrics import enable_multiprocess
 from gateway.outbox.worker import spawn_worker
 from gateway.server import GatewayServer, default_workers
 from gateway.services import Services
-from gateway.storage import migrate
 
 
 def add_server_arguments(parser: argparse.ArgumentParser, *, default_workers_count: int | None) -> None:
@@ -27,6 +29,12 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, default_workers_cou
         help="worker processes (default: cores + 1)"
         if default_workers_count is None
         else f"worker processes (default {default_workers_count})",
+    )
+    parser.add_argument(
+        "--pid",
+        type=Path,
+        metavar="FILE",
+        help="write the gunicorn master's process id to FILE (for `kill -USR2`; docs/deploy.md)",
     )
     parser.add_argument(
         "--no-worker",
@@ -46,13 +54,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def serve(args: argparse.Namespace) -> int:
     services = load_services(args)
-    migrate.upgrade(services.engine)
+    # Logging first: a node waiting for another node's migration says so, in the configured format.
+    configure_logging(services.settings.log_level, services.settings.log_format)
+    upgrade_database(services)
     app = create_app(services.settings, services=services)
     run_gunicorn(app, services, args, workers=args.workers or default_workers())
     return 0
 
 
-def run_gunicorn(app: falcon.App, services: Services, args: argparse.Namespace, *, workers: int) -> None:
+def run_gunicorn(
+    app: falcon.App[falcon.Request, falcon.Response], services: Services, args: argparse.Namespace, *, workers: int
+) -> None:
     """Serve ``app`` under gunicorn, with the outbox worker beside it, until told to stop."""
     if workers > 1:
         # Several processes answer /metrics: each must see the counts of all (prometheus multiprocess mode).
@@ -68,6 +80,7 @@ def run_gunicorn(app: falcon.App, services: Services, args: argparse.Namespace, 
             port=args.port,
             workers=workers,
             trusted_proxies=services.settings.trusted_proxies,
+            pidfile=args.pid,
         ).run()
     finally:
         if outbox_worker is not None:

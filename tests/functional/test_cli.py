@@ -394,6 +394,16 @@ class TestDoctor:
         assert migrations["status"] == "fail"
         assert "gateway init" in migrations["detail"]
 
+    def test_fails_on_a_database_ahead_of_the_code_and_says_why(self, capsys, initialised):
+        engine = make_engine(initialised["GATEWAY_DATABASE_URL"])
+        with engine.begin() as connection:  # a newer release migrated it; this code was rolled back
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+        engine.dispose()
+        status, out, _ = run(capsys, initialised, "doctor", "--json")
+        migrations = next(check for check in json.loads(out)["checks"] if check["name"] == "migrations")
+        assert (status, migrations["status"]) == (1, "fail")
+        assert "at 9999, which this version of the gateway does not know" in migrations["detail"]
+
     def test_passes_on_an_initialised_database(self, capsys, initialised):
         status, out, _ = run(capsys, initialised, "doctor", "--json")
         document = json.loads(out)

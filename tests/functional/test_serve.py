@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import requests
+from sqlalchemy import text
 
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine
@@ -39,3 +40,35 @@ def test_serve_refuses_a_bad_configuration(cli_environ, tmp_path):
     )
     assert result.returncode == 2
     assert "GATEWAY_BASE_URL must use https" in result.stderr
+
+
+def test_serve_refuses_a_database_ahead_of_the_code(cli_environ, tmp_path):
+    engine = make_engine(cli_environ["GATEWAY_DATABASE_URL"])
+    migrate.upgrade(engine)
+    with engine.begin() as connection:  # as a newer release would leave it, before this code was rolled back to
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(free_port())],
+        env={**os.environ, **cli_environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, "error: the database is at revision 9999" in result.stderr) == (1, True), result.stderr
+
+
+def test_serve_writes_the_master_pid_and_removes_it_on_stop(cli_environ, tmp_path):
+    port, pidfile = free_port(), tmp_path / "gateway.pid"
+    server = GatewayProcess(
+        ["serve", "--port", str(port), "--workers", "1", "--pid", str(pidfile)],
+        cli_environ,
+        tmp_path / "serve.log",
+        port,
+    )
+    server.start()
+    try:
+        written = pidfile.read_text().strip()
+    finally:
+        server.stop()
+    assert (written, pidfile.exists()) == (str(server.process.pid), False), server.output()
