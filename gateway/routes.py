@@ -13,6 +13,7 @@ from gateway.services import Services
 from gateway.web.auth import BearerAuth
 from gateway.web.health import HealthResource
 from gateway.web.metrics import MetricsResource
+from gateway.web.rate_limit import RateLimiter, sessions_bind
 
 __all__ = ["add_routes"]
 
@@ -20,7 +21,7 @@ __all__ = ["add_routes"]
 def add_routes(app: falcon.App[falcon.Request, falcon.Response], services: Services) -> None:
     """Mount every resource of the gateway on ``app``."""
     app.add_route("/healthz", HealthResource())
-    app.add_route("/validate", ValidateResource(services.settings))
+    app.add_route("/validate", ValidateResource(services.settings, _validate_limiter(services)))
     app.add_route(
         "/metrics",
         MetricsResource(
@@ -48,3 +49,14 @@ def add_routes(app: falcon.App[falcon.Request, falcon.Response], services: Servi
     app.add_route("/consents/{consent_id}/revoke", pages.revoke)
     app.add_route("/static/{name}", pages.static)
     add_espi_routes(app, services, bearer_auth=BearerAuth(services.digester, services.engine))
+
+
+def _validate_limiter(services: Services) -> RateLimiter:
+    """``POST /validate``'s limit per client address, shared by every worker and node (RFC 6585 §4)."""
+    settings = services.settings
+    return RateLimiter(
+        settings.validate_rate_limit_per_minute / 60,
+        settings.validate_rate_limit_burst,
+        bind=sessions_bind(services.sessions),
+        name="validate",
+    )

@@ -4,7 +4,9 @@ The body is a Green Button document (an ESPI REQ.21 Atom feed or entry, RFC 4287
 validation report of :mod:`gateway.espi.validator`, with status 200 whether or not the document is valid (the
 report says). Errors of the request itself use the gateway's one error mapping: 400 for a bad ``schema``
 parameter, 411 without a Content-Length, 413 for a body over ``settings.max_validate_bytes``, 415 for a
-content type that is not XML, 422 when the document needs more CPU time or memory than one request may use.
+content type that is not XML, 422 when the document needs more CPU time or memory than one request may use, and 429
+with ``Retry-After`` (RFC 6585 §4) when the client's address is over its rate limit
+(``GATEWAY_VALIDATE_RATE_LIMIT_PER_MINUTE``, ``GATEWAY_VALIDATE_RATE_LIMIT_BURST``; shared by every worker and node).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from gateway.config import Settings
 from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from gateway.espi.isolation import validate_isolated
 from gateway.espi.validator import DEFAULT_PER_CODE, SchemaProfile
+from gateway.web.rate_limit import RateLimiter, address_key
 
 __all__ = ["XML_MEDIA_TYPES", "ValidateResource"]
 
@@ -30,7 +33,8 @@ class ValidateResource:
     """Validate a posted feed and answer with the report.
 
     **No authentication is required**: this is a public tool for integrators checking their own files; it
-    reads nothing from the database and stores nothing. Its cost is bounded by the size cap (the body is read
+    stores nothing but its rate-limit bucket. Its cost is bounded by the rate limit per client address (``limiter``,
+    checked before the body is read; ``None`` mounts the resource without one), by the size cap (the body is read
     in chunks and refused as soon as it exceeds ``settings.max_validate_bytes``), by the hardened parser of
     the validator (no DTD, no entities, no network), and by running the validation in a child process with CPU
     and memory limits.
@@ -38,13 +42,17 @@ class ValidateResource:
     Query parameters: ``schema`` = ``4.0`` (default) or ``3.3``.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, limiter: RateLimiter | None = None) -> None:
+        self._limiter = limiter
         self._max_bytes = settings.max_validate_bytes
         self._cpu_seconds = settings.validate_cpu_seconds
         self._memory_bytes = settings.validate_memory_mib << 20
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Answer 200 with the JSON report; 400, 411, 413 or 415 when the request itself is wrong."""
+        """Answer 200 with the JSON report; 400, 411, 413 or 415 when the request itself is wrong, 429 when too many."""
+        if self._limiter is not None:
+            # Each request costs a child process: refuse before reading anything.
+            self._limiter.check(address_key(getattr(req.context, "client_ip", None) or req.remote_addr))
         profile = self._profile(req)
         media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
         if media_type not in XML_MEDIA_TYPES:

@@ -1,8 +1,8 @@
 """Two nodes, one PostgreSQL: what one node does, the other sees on its very next request.
 
 Revocation, refresh-token rotation, failed-authentication throttling, the outbox and the business gauges all live in
-the database; nothing is cached in a node. Per-client request rate limits on the ESPI API are per process by design
-(``gateway/web/rate_limit.py``) and are not tested here.
+the database; nothing is cached in a node. The per-client rate limits (shared token buckets leased in batches) have
+their own two-node test: ``test_rate_limit_across_nodes.py``.
 """
 
 from __future__ import annotations
