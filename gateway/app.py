@@ -10,17 +10,23 @@ from gateway.logs import configure_logging
 from gateway.routes import add_routes
 from gateway.services import Services
 from gateway.web.metrics import MetricsMiddleware
-from gateway.web.middleware import DatabaseSessionMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
+from gateway.web.middleware import (
+    DatabaseSessionMiddleware,
+    GatewayRequest,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
 from gateway.web.transport import TransportSecurityMiddleware
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings, *, services: Services | None = None) -> falcon.App:
+def create_app(settings: Settings, *, services: Services | None = None) -> falcon.App[falcon.Request, falcon.Response]:
     """Build the WSGI application for ``settings`` (tests pass ``services`` built on their own engine)."""
     configure_logging(settings.log_level, settings.log_format)
     services = services or Services.build(settings)
-    app = falcon.App(
+    app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
+        request_type=GatewayRequest,  # its context makes the database session on first use
         middleware=[
             RequestIdMiddleware(),
             MetricsMiddleware(services.metrics),

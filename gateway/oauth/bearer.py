@@ -2,8 +2,10 @@
 
 Tokens are accepted only in the ``Authorization`` header (RFC 9700 §4.3.2: never the query, never a form field). The
 token is looked up by digest on every request (no cache), so a revocation takes effect on the very next request on
-every node; one indexed query joins the token, its Authorization, Subscription and application. No falcon here: the
-web layer (:mod:`gateway.web.auth`) calls :meth:`BearerTokenChecker.principal`.
+every node; one indexed query joins the token, its Authorization, Subscription and application. For a customer token
+the same row carries what the consent grants (the Authorization's scope and ``publishedPeriod``): a customer request
+needs no second query for its grant. No falcon here: the web layer (:mod:`gateway.web.auth`) calls
+:meth:`BearerTokenChecker.principal`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, Literal
 
-from sqlalchemy import BindParameter, Select, bindparam, select
+from sqlalchemy import BindParameter, Connection, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import Forbidden, Unauthorized
@@ -32,6 +34,12 @@ from gateway.storage.models import (
     TokenType,
 )
 from gateway.storage.oauth import SubjectKind
+from gateway.storage.queries import (
+    Grant,
+    consent_grant,
+    subscription_usage_point_of,
+    with_subscription_usage_point,
+)
 
 __all__ = ["BearerTokenChecker", "Principal", "PrincipalKind", "forbidden", "unauthorized"]
 
@@ -61,19 +69,27 @@ _LOOKUP_COLUMNS = select(
     _authorization.c.expires_at,
     _authorization.c.customer_id,
     _subscription.c.id,
+    # The customer grant, folded into the token's row (saves the grant query of every customer request).
+    _subscription.c.customer_id,
+    _authorization.c.scope,
+    _authorization.c.published_period_start,
+    _authorization.c.published_period_duration,
 )
+_LOOKUP_WIDTH = len(_LOOKUP_COLUMNS.selected_columns)
 
 
-@functools.lru_cache(maxsize=8)
-def _lookup(digest_count: int) -> Select[Any]:
+@functools.lru_cache(maxsize=16)
+def _lookup(digest_count: int, usage_point: bool = False) -> Select[Any]:
     candidates: list[BindParameter[Any]] = [bindparam(f"d{index}") for index in range(digest_count)]
-    return (
+    statement = (
         _LOOKUP_COLUMNS.join(_application, _application.c.id == _token.c.application_id)
         .outerjoin(_authorization, _authorization.c.id == _token.c.authorization_id)
         .outerjoin(_subscription, _subscription.c.authorization_id == _authorization.c.id)
         .where(_token.c.digest == candidates[0] if digest_count == 1 else _token.c.digest.in_(candidates))
         .limit(1)
     )
+    # Each query costs ~20 µs of SQLAlchemy on top of SQLite's own work: a UsagePoint's row rides along instead.
+    return with_subscription_usage_point(statement) if usage_point else statement
 
 
 @functools.lru_cache(maxsize=4096)
@@ -102,6 +118,9 @@ class Principal:
 
     ``kind``: ``customer`` (a consent: reads ``subscription_id`` only), ``client`` (a third party's own feeds),
     ``registration`` (its ApplicationInformation only), ``custodian`` (the utility's operator), ``upload``.
+    ``grant``: for a customer token, what its consent lets it read (:func:`gateway.storage.queries.consent_grant`);
+    ``None`` for every other kind, and for a customer token whose subscription is not its customer's or whose stored
+    scope does not parse (it then reads nothing).
     """
 
     kind: PrincipalKind
@@ -113,6 +132,7 @@ class Principal:
     customer_id: int | None
     scope: EspiScope | None
     scope_text: str
+    grant: Grant | None = None
 
     def require(self, *kinds: PrincipalKind) -> Principal:
         """Return self if of one of ``kinds``, else raise 403 (a valid token of the wrong kind, ESPI-NOTES §3)."""
@@ -153,20 +173,53 @@ class BearerTokenChecker:
         return token
 
     def principal(
-        self, session: Session, authorization_header: str | None, *, token_elsewhere: bool = False
+        self, db: Session | Connection, authorization_header: str | None, *, token_elsewhere: bool = False
     ) -> Principal:
-        """Check the header's token; ``token_elsewhere`` (an ``access_token`` query or form field) is refused."""
+        """Check the header's token; ``token_elsewhere`` (an ``access_token`` query or form field) is refused.
+
+        ``db`` is the request's session, or a connection the caller already holds for the request's reads (the
+        ESPI resources pass theirs: one connection per request instead of one for the token and one for the data).
+        """
+        return self._check(db, authorization_header, token_elsewhere, None)[0]
+
+    def principal_and_usage_point(
+        self,
+        db: Session | Connection,
+        authorization_header: str | None,
+        usage_point_id: int,
+        *,
+        token_elsewhere: bool = False,
+    ) -> tuple[Principal, Any | None]:
+        """As :meth:`principal`, plus the usage point ``usage_point_id`` of a customer token's grant, in one query.
+
+        The usage point is ``None`` when it is not in the token's subscription, not its customer's, or of a
+        commodity the grant does not show (exactly :func:`gateway.storage.queries.usage_point_row`), and always
+        for a token of another kind or without a grant.
+        """
+        return self._check(db, authorization_header, token_elsewhere, usage_point_id)
+
+    def _check(
+        self,
+        db: Session | Connection,
+        authorization_header: str | None,
+        token_elsewhere: bool,
+        usage_point_id: int | None,
+    ) -> tuple[Principal, Any | None]:
         if token_elsewhere:
             # RFC 9700 §4.3.2: tokens in URLs leak through logs and referrers; refusing beats ignoring.
             raise unauthorized("send the token in the Authorization header only", error="invalid_request")
         token = self.token_from_header(authorization_header)
         digests = self._digester.lookup_digests(token)
-        statement = _lookup(len(digests))
-        parameters = {f"d{index}": digest for index, digest in enumerate(digests)}
-        if self._reads is None:
-            row = session.connection().execute(statement, parameters).first()
+        statement = _lookup(len(digests), usage_point_id is not None)
+        parameters: dict[str, Any] = {f"d{index}": digest for index, digest in enumerate(digests)}
+        if usage_point_id is not None:
+            parameters["usage_point_id"] = usage_point_id
+        if isinstance(db, Connection):
+            row = db.execute(statement, parameters).first()
+        elif self._reads is None:
+            row = db.connection().execute(statement, parameters).first()
         else:
-            with self._reads.connection(session) as connection:
+            with self._reads.connection(db) as connection:
                 row = connection.execute(statement, parameters).first()
         if row is None:
             raise unauthorized("the token is unknown, expired or revoked")
@@ -185,7 +238,11 @@ class BearerTokenChecker:
             authorization_expires_at,
             customer_id,
             subscription_id,
-        ) = row
+            subscription_customer_id,
+            granted_scope,
+            published_period_start,
+            published_period_duration,
+        ) = row[:_LOOKUP_WIDTH]
         now = self._clock()
         if (
             token_type not in (TokenType.ACCESS, TokenType.REGISTRATION)
@@ -214,14 +271,25 @@ class BearerTokenChecker:
         else:
             raise unauthorized("the token is unknown, expired or revoked")
         scope = _parse_stored_scope(scope_text)
-        return Principal(
+        grant: Grant | None = None
+        if kind != "customer":
+            subscription_id = customer_id = None
+        elif subscription_id is not None and customer_id is not None and subscription_customer_id == customer_id:
+            grant = consent_grant(
+                subscription_id, customer_id, granted_scope, published_period_start, published_period_duration
+            )
+        principal = Principal(
             kind=kind,
             token_id=token_id,
             application_id=application_id,
             client_id=client_id,
             authorization_id=authorization_id,
-            subscription_id=subscription_id if kind == "customer" else None,
-            customer_id=customer_id if kind == "customer" else None,
+            subscription_id=subscription_id,
+            customer_id=customer_id,
             scope=scope,
             scope_text=scope_text,
+            grant=grant,
         )
+        if usage_point_id is None or grant is None:
+            return principal, None
+        return principal, subscription_usage_point_of(grant, row)

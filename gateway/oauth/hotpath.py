@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["HotPath"]
 
@@ -68,13 +68,14 @@ class HotPath:
                     self._autocommit = autocommit
         return self._autocommit
 
-    def _applies(self, session: Session) -> bool:
+    def _applies(self, session: Session | sessionmaker[Session]) -> bool:
+        if self._engine.dialect.name != "sqlite":
+            return False
+        if isinstance(session, sessionmaker):
+            # The request's session is not made yet, so it has no transaction: what matters is what it binds to.
+            return isinstance(session.kw.get("bind"), Engine)
         # Inside a transaction the session must see its own uncommitted writes and keep them atomic: use it.
-        return (
-            self._engine.dialect.name == "sqlite"
-            and isinstance(session.get_bind(), Engine)
-            and not session.in_transaction()
-        )
+        return isinstance(session.get_bind(), Engine) and not session.in_transaction()
 
     @contextmanager
     def connection(self, session: Session) -> Iterator[Connection]:
@@ -85,8 +86,11 @@ class HotPath:
         with self._autocommit_engine().connect() as connection:
             yield connection
 
-    def connection_for(self, session: Session) -> Connection | None:
+    def connection_for(self, session: Session | sessionmaker[Session]) -> Connection | None:
         """A new autocommit connection beside ``session`` (the caller closes it), or ``None`` to use ``session``.
+
+        ``session`` may also be the factory of a request's session not made yet (see
+        :class:`gateway.web.middleware.RequestContext`): nothing then makes one just to ask.
 
         A statement executed on it commits on its own: SQLite's driver is in autocommit mode on these connections
         and no ``BEGIN`` is ever emitted (the engine factory's ``BEGIN IMMEDIATE`` hook is not installed here).

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Sequence, Sized
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence, Sized
+from typing import Any, TypeVar
 
 import falcon
 from sqlalchemy import Connection, Engine
@@ -29,12 +29,14 @@ from gateway.storage.ids import stable_uuid
 from gateway.storage.queries import Grant, IntervalFilter, Page
 from gateway.web.auth import BearerAuth
 from gateway.web.http_cache import Validators, send
+from gateway.web.middleware import RequestContext
 from gateway.web.params import FeedQuery, parse_query
 from gateway.web.rate_limit import RateLimiter
 
 __all__ = ["CostFreeSummary", "EspiApi", "ReadsMiddleware", "latest"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_Row = TypeVar("_Row")
 
 
 def latest(rows: Iterable[Any]) -> dt.datetime | None:
@@ -66,15 +68,25 @@ class CostFreeSummary:
 
 
 class _ReadConnection:
-    """A read-only session on its own autocommit connection, closed with the response (see :class:`ReadsMiddleware`)."""
+    """A read-only session on its own autocommit connection, closed with the response (see :class:`ReadsMiddleware`).
+
+    The session is made on first use: the bearer check and a single entry's query need the connection only.
+    """
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.session = Session(bind=connection, autoflush=False, expire_on_commit=False)
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = Session(bind=self.connection, autoflush=False, expire_on_commit=False)
+        return self._session
 
     def close(self) -> None:
         try:
-            self.session.close()
+            if self._session is not None:
+                self._session.close()
         finally:
             self.connection.close()
 
@@ -145,22 +157,32 @@ class EspiApi:
         an autocommit connection of :class:`gateway.oauth.hotpath.HotPath` (WAL readers never wait), closed with the
         response. Elsewhere (PostgreSQL, the test suite's savepoints) it is simply the request's session.
         """
+        reads = self._reads(req)
+        return req.context.db if reads is None else reads.session
+
+    def _reads(self, req: falcon.Request) -> _ReadConnection | None:
+        """The request's autocommit read connection (opened on first use), or ``None`` to use its session."""
         reads: _ReadConnection | None = getattr(req.context, "espi_reads", None)
         if reads is not None:
-            return reads.session
-        session: Session = req.context.db
-        connection = self.hotpath.connection_for(session) if self.hotpath is not None else None
+            return reads
+        if self.hotpath is None:
+            return None
+        # Asked of the session's factory when the request has not made its session (nothing makes one to ask).
+        context = req.context
+        connection = self.hotpath.connection_for(
+            context.session_source() if isinstance(context, RequestContext) else context.db
+        )
         if connection is None:
-            return session
-        reads = _ReadConnection(connection)
-        req.context.espi_reads = reads
-        return reads.session
+            return None
+        reads = req.context.espi_reads = _ReadConnection(connection)
+        return reads
 
     # -- checks (never generators) --------------------------------------------------------------------------------
 
     def authenticate(self, req: falcon.Request, *kinds: PrincipalKind) -> Principal:
         """401 without a valid token, 403 for another kind, 429 over the client's rate (ESPI-NOTES §3, §10)."""
-        principal = self.bearer_auth.require(req, *kinds)
+        # The token is looked up on the request's read connection, which the responder's queries then reuse.
+        principal = self.bearer_auth.require(req, *kinds, db=self.connection(req))
         self.limiter.check(principal.client_id)
         return principal
 
@@ -170,35 +192,22 @@ class EspiApi:
         A password-grant (self-access) token is a customer token whose subscription holds its owner's usage points
         only, so the same check confines it to the owner's data.
         """
-        principal = self.authenticate(req, "customer")
-        if principal.subscription_id != subscription_id or principal.customer_id is None:
-            raise forbidden("the token is not for this subscription")
-        grant = queries.customer_grant(self.db(req), subscription_id=subscription_id, customer_id=principal.customer_id)
-        if grant is None:
-            raise forbidden("the token is not for this subscription")
-        return grant
+        return _subscription_grant(self.authenticate(req, "customer"), subscription_id)
 
     def connection(self, req: falcon.Request) -> Connection:
         """The read connection of :meth:`db` itself, for Core statements on the hot path (no ORM session work)."""
-        session = self.db(req)
-        reads: _ReadConnection | None = getattr(req.context, "espi_reads", None)
-        return reads.connection if reads is not None else session.connection()
+        reads = self._reads(req)
+        return req.context.db.connection() if reads is None else reads.connection
 
     def grant_and_usage_point(
         self, req: falcon.Request, subscription_id: int, usage_point_id: int
     ) -> tuple[Grant, Any]:
-        """As :meth:`customer_grant` then :meth:`usage_point`, in one query (403, then 404)."""
-        principal = self.authenticate(req, "customer")
-        if principal.subscription_id != subscription_id or principal.customer_id is None:
-            raise forbidden("the token is not for this subscription")
-        grant, point = queries.grant_and_usage_point(
-            self.connection(req),
-            subscription_id=subscription_id,
-            customer_id=principal.customer_id,
-            usage_point_id=usage_point_id,
+        """As :meth:`customer_grant` then :meth:`usage_point` (403, then 404), read with the token in one query."""
+        principal, point = self.bearer_auth.require_with_usage_point(
+            req, usage_point_id, "customer", db=self.connection(req)
         )
-        if grant is None:
-            raise forbidden("the token is not for this subscription")
+        self.limiter.check(principal.client_id)
+        grant = _subscription_grant(principal, subscription_id)
         if point is None:
             raise NotFound(f"no UsagePoint {usage_point_id} in this subscription")
         return grant, point
@@ -299,12 +308,59 @@ class EspiApi:
         )
         send(req, resp, body, validators)
 
+    def send_collection(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        query: FeedQuery,
+        rows: Sequence[_Row],
+        entry: Callable[[_Row], Entry],
+        *,
+        resource: str,
+        title: str,
+        context: Sequence[object] = (),
+        total: int | None = None,
+        parts: Callable[[Sequence[_Row]], Iterable[object]] | None = None,
+    ) -> None:
+        """Send one FB 37 page of a collection as an Atom feed with RFC 5005 ``next``/``previous`` links, or 304.
+
+        ``rows`` is either the whole collection (``total`` omitted: the page is cut here at ``start-index`` and
+        ``max-results``) or the page the query already cut, with ``total`` the size of the collection (or, for a
+        collection never counted, one past the page when more follow). Every entry is built before the first byte.
+        The ETag covers ``context`` (what else shapes the answer, e.g. the grant), the query and ``parts`` of the
+        page's rows (default: their ids and ``updated``).
+        """
+        if total is None:
+            page = rows[query.offset : query.offset + query.max_results]
+            total = len(rows)
+        else:
+            page = rows
+        entries = [entry(row) for row in page]
+        self.send_feed(
+            req,
+            resp,
+            entries,
+            resource=resource,
+            title=title,
+            validator_parts=[*context, query.cache_key(), *(parts or row_parts)(page)],
+            rows=page,
+            links=self.paging_links(req, query, total=total, resource=resource),
+        )
+
     def send_entry(
         self, req: falcon.Request, resp: falcon.Response, entry: Entry, *, validator_parts: Sequence[object]
     ) -> None:
         """Send one entry as the document (``GET …/{id}``), or 304."""
         validators = Validators([self.absolute(req), entry.id, entry.updated, *validator_parts], entry.updated)
         send(req, resp, entry_document(entry), validators)
+
+
+def _subscription_grant(principal: Principal, subscription_id: int) -> Grant:
+    """The grant of a customer ``principal`` for ``Subscription/{subscription_id}`` (read with its token by
+    :mod:`gateway.oauth.bearer`, no query of its own); 403 for any other subscription."""
+    if principal.subscription_id != subscription_id or principal.grant is None:
+        raise forbidden("the token is not for this subscription")
+    return principal.grant
 
 
 def grant_parts(grant: Grant) -> tuple[object, ...]:

@@ -1,7 +1,8 @@
 """``Subscription/{s}/UsagePoint[/{u}]`` (ESPI REQ.21 FB 1, 3; ESPI-NOTES §2-3): the usage points a consent shares.
 
-Customer tokens for ``{s}`` only (403 for any other token kind or subscription); a usage point outside the consent is
-404. The collection is paged by ``start-index``/``max-results`` (FB 37) and filtered by ``updated-min``/``-max``.
+Customer tokens for ``{s}`` only (403 for any other token kind or subscription); a usage point outside the consent,
+or of a commodity its scope does not name (FB 5, 10, 11), is 404. The collection is paged by
+``start-index``/``max-results`` (FB 37) and filtered by ``updated-min``/``-max``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import falcon
 
 from gateway.espi.writer import usage_point_entry
-from gateway.resources.espi_base import EspiApi, grant_parts, row_parts
+from gateway.resources.espi_base import EspiApi, grant_parts
 from gateway.storage import queries
 
 __all__ = ["UsagePointResource"]
@@ -30,16 +31,16 @@ class UsagePointResource:
         points = queries.usage_points(session, grant, filters=filters, page=self.api.page(query))
         total = queries.count_usage_points(session, grant)
         scope = self.api.scope(grant)
-        entries = [usage_point_entry(point, scope) for point in points]
-        self.api.send_feed(
+        self.api.send_collection(
             req,
             resp,
-            entries,
+            query,
+            points,
+            lambda point: usage_point_entry(point, scope),
             resource="UsagePoint",
             title=f"Subscription {s}: UsagePoints",
-            validator_parts=[*grant_parts(grant), query.cache_key(), *row_parts(points)],
-            rows=points,
-            links=self.api.paging_links(req, query, total=total, resource="UsagePoint"),
+            context=grant_parts(grant),
+            total=total,
         )
 
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, s: int, u: int) -> None:

@@ -6,25 +6,33 @@ knows HTTP: a function answers ``None`` or an empty list when nothing is visible
 which :func:`readings` streams with ``yield_per`` while the feed is written (PITFALLS: falcon, SQLAlchemy).
 
 Least privilege (SECURITY-CHECKLIST row 29) is applied in SQL, not after the fact: every statement is restricted to
-the grant's usage points (and their owner), its data window (the Authorization's ``publishedPeriod``), its function
-blocks and its interval durations.
+the grant's usage points (and their owner) of its commodities (FB 5, 10, 11), its data window (the Authorization's
+``publishedPeriod`` cut by the scope's ``HistoryLength``), its function blocks and its interval durations.
+
+The custodian's root collections (``UsagePoint``, ``MeterReading``, ``IntervalBlock``, …: :func:`root_collection`)
+see every row and are paged through the primary-key index without ever being counted.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import functools
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, literal, null, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from gateway.consent.describe import history_start, shared_service_kinds
+from gateway.oauth.scope import EspiScope, ScopeError, parse_scope
 from gateway.storage.authorization import Authorization, Subscription, subscription_usage_point
+from gateway.storage.base import utcnow
 from gateway.storage.usage import (
     ElectricPowerQualitySummary,
+    EspiResourceMixin,
     IntervalBlock,
     LocalTimeParameters,
     MeterReading,
@@ -35,24 +43,33 @@ from gateway.storage.usage import (
 )
 
 __all__ = [
+    "CUSTODIAN_GRANT",
     "BlockView",
     "DataWindow",
     "Grant",
     "IntervalFilter",
     "Page",
+    "RootPage",
     "block_count",
     "blocks",
+    "consent_grant",
     "customer_export_grant",
     "customer_grant",
-    "grant_and_usage_point",
     "local_time_parameters",
     "meter_readings",
     "power_quality_summaries",
     "reading_type",
     "readings",
+    "root_block",
+    "root_blocks",
+    "root_collection",
+    "root_item",
+    "subscription_usage_point_of",
+    "usage_point_owner",
     "usage_point_row",
     "usage_points",
     "usage_summaries",
+    "with_subscription_usage_point",
 ]
 
 READINGS_YIELD_PER = 4096
@@ -86,6 +103,11 @@ class DataWindow:
     def bounded(self) -> bool:
         return self.start is not None or self.end is not None
 
+    def since(self, earliest: int) -> DataWindow:
+        """This window, starting no earlier than ``earliest`` (a scope's ``HistoryLength``, ESPI-NOTES §5)."""
+        start = earliest if self.start is None else max(self.start, earliest)
+        return DataWindow(start=start, end=self.end)
+
     def contains(self, start: int | None, duration: int | None) -> bool:
         """True when ``[start, start + duration)`` lies entirely inside the window."""
         if not self.bounded:
@@ -107,6 +129,9 @@ class Grant:
     function_blocks: frozenset[int]
     interval_durations: tuple[int, ...] = ()
     scope_text: str = ""
+    service_kinds: frozenset[int] | None = None
+    """The ``ServiceCategory`` kinds of the usage points it shows (its commodity blocks: FB 5 electricity → 0, FB 10
+    gas → 1, FB 11 water → 2); ``None`` when the scope names no commodity block: every commodity."""
 
     def has(self, block: int) -> bool:
         return block in self.function_blocks
@@ -120,6 +145,10 @@ class Grant:
     def summary_costs(self) -> bool:
         """UsageSummary bills and line items only with FB 16 (summary with cost)."""
         return self.has(FB_SUMMARY_COST)
+
+    def shows_kind(self, service_kind: int | None) -> bool:
+        """True when a usage point of this ``ServiceCategory`` kind is within the grant's commodities."""
+        return self.service_kinds is None or service_kind in self.service_kinds
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -191,49 +220,101 @@ _ONE_USAGE_POINT = (
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse(text: str) -> Any:
+def _parse(text: str) -> EspiScope | None:
     """Stored scopes are canonical and repeat across requests: parse each once per process."""
-    from gateway.oauth.scope import ScopeError, parse_scope  # pure: no web, no SQL
-
     try:
         return parse_scope(text)
     except ScopeError:
         return None
 
 
+def consent_grant(
+    subscription_id: int,
+    customer_id: int,
+    scope_text: str,
+    period_start: int | None,
+    period_duration: int | None,
+) -> Grant | None:
+    """The grant an Authorization's stored scope and ``publishedPeriod`` give (``None`` for an unreadable scope).
+
+    The one place a customer grant is made, so every resource that reads with it (Subscription, Batch, Bulk and
+    their IntervalBlocks, summaries and readings) applies the same rules:
+
+    - the data window is the ``publishedPeriod``, starting no earlier than the scope's ``HistoryLength`` before
+      now (months when small, else seconds: :func:`gateway.consent.describe.history_start`, ESPI-NOTES §5);
+    - usage points are limited to the scope's commodity blocks when it names any (FB 5, 10, 11,
+      :func:`gateway.consent.describe.shared_service_kinds`); a scope naming none shares every commodity.
+
+    The bearer check (:mod:`gateway.oauth.bearer`) selects the Authorization's scope and ``publishedPeriod`` in the
+    token lookup itself and calls this, so a customer request needs no query of its own for its grant.
+    """
+    scope = _parse(scope_text)
+    if scope is None:
+        return None
+    end = None if period_start is None or period_duration is None else period_start + period_duration
+    window = DataWindow(start=period_start or None, end=end)
+    if scope.history_length is not None:
+        window = window.since(history_start(scope.history_length, utcnow()))
+    return Grant(
+        subscription_id=subscription_id,
+        customer_id=customer_id,
+        window=window,
+        function_blocks=scope.function_blocks,
+        interval_durations=scope.interval_durations,
+        scope_text=scope_text,
+        service_kinds=shared_service_kinds(scope.function_blocks),
+    )
+
+
 def customer_grant(session: Session, *, subscription_id: int, customer_id: int) -> Grant | None:
     """The grant of a customer token's subscription, or ``None`` when it does not belong to ``customer_id``.
 
     Function blocks and durations come from the Authorization's stored (granted, canonical) scope, so a scope
-    narrowed by the customer on the consent screen applies here; the data window is its ``publishedPeriod``.
+    narrowed by the customer on the consent screen applies here; the data window is its ``publishedPeriod``
+    limited by the scope's ``HistoryLength`` (see :func:`consent_grant`).
     """
     row = session.execute(_GRANT_LOOKUP, {"subscription_id": subscription_id, "customer_id": customer_id}).first()
     if row is None:
         return None
     scope_text, period_start, period_duration = row
-    scope = _parse(scope_text)
-    if scope is None:
-        return None
-    end = None if period_start is None or period_duration is None else period_start + period_duration
-    return Grant(
-        subscription_id=subscription_id,
-        customer_id=customer_id,
-        window=DataWindow(start=period_start or None, end=end),
-        function_blocks=scope.function_blocks,
-        interval_durations=scope.interval_durations,
-        scope_text=scope_text,
-    )
+    return consent_grant(subscription_id, customer_id, scope_text, period_start, period_duration)
 
 
-_GRANT_AND_USAGE_POINT = (
-    select(
-        _authorization.c.scope,
-        _authorization.c.published_period_start,
-        _authorization.c.published_period_duration,
-        _usage_point,
-    )
-    .select_from(
-        _subscription.join(_authorization, _authorization.c.id == _subscription.c.authorization_id)
+def usage_point_row(session: Session | Connection, grant: Grant, usage_point_id: int) -> Any | None:
+    """One usage point of the grant as a Core row (attribute access like the model: what one entry needs)."""
+    if grant.subscription_id is None:
+        row = session.execute(
+            select(_usage_point).where(
+                _usage_point.c.id == usage_point_id, _usage_point.c.customer_id == grant.customer_id
+            )
+        ).first()
+    else:
+        row = session.execute(
+            _ONE_USAGE_POINT,
+            {
+                "subscription_id": grant.subscription_id,
+                "customer_id": grant.customer_id,
+                "usage_point_id": usage_point_id,
+            },
+        ).first()
+    # A usage point of a commodity the scope does not name is as absent as one outside the consent (404).
+    return row if row is not None and grant.shows_kind(row.service_kind) else None
+
+
+# One usage point as a plain row (attribute access like a Core row) when its columns come at the end of a wider row.
+_UsagePointRow = collections.namedtuple("_UsagePointRow", [column.name for column in _usage_point.columns])  # type: ignore[misc]
+
+
+def with_subscription_usage_point(statement: Select[Any]) -> Select[Any]:
+    """``statement``, a select over ``subscription``, with the usage point ``:usage_point_id`` of that subscription
+    outer-joined and its columns appended (all ``NULL`` when the point is not in the subscription or not of the
+    subscription's customer). :func:`subscription_usage_point_of` reads them back.
+
+    The bearer check (:mod:`gateway.oauth.bearer`) folds this into the token lookup, so that ``GET …/UsagePoint/{u}``
+    learns who calls, what the consent grants and whether ``u`` is in it with one query.
+    """
+    return (
+        statement.add_columns(*_usage_point.columns)
         .outerjoin(
             subscription_usage_point,
             (subscription_usage_point.c.subscription_id == _subscription.c.id)
@@ -245,50 +326,13 @@ _GRANT_AND_USAGE_POINT = (
             & (_usage_point.c.customer_id == _subscription.c.customer_id),
         )
     )
-    .where(_subscription.c.id == bindparam("subscription_id"), _subscription.c.customer_id == bindparam("customer_id"))
-)
 
 
-def grant_and_usage_point(
-    session: Session | Connection, *, subscription_id: int, customer_id: int, usage_point_id: int
-) -> tuple[Grant | None, Any | None]:
-    """The grant and one of its usage points in one round trip (the hot path of ``GET …/UsagePoint/{u}``).
-
-    ``(None, None)`` when the subscription is not the customer's; ``(grant, None)`` when the usage point is not in it.
-    """
-    row = session.execute(
-        _GRANT_AND_USAGE_POINT,
-        {"subscription_id": subscription_id, "customer_id": customer_id, "usage_point_id": usage_point_id},
-    ).first()
-    if row is None:
-        return None, None
-    scope = _parse(row[0])
-    if scope is None:
-        return None, None
-    start, duration = row[1], row[2]
-    grant = Grant(
-        subscription_id=subscription_id,
-        customer_id=customer_id,
-        window=DataWindow(start=start or None, end=None if start is None or duration is None else start + duration),
-        function_blocks=scope.function_blocks,
-        interval_durations=scope.interval_durations,
-        scope_text=row[0],
-    )
-    return grant, (row if row.id is not None else None)
-
-
-def usage_point_row(session: Session, grant: Grant, usage_point_id: int) -> Any | None:
-    """One usage point of the grant as a Core row (attribute access like the model: what one entry needs)."""
-    if grant.subscription_id is None:
-        return session.execute(
-            select(_usage_point).where(
-                _usage_point.c.id == usage_point_id, _usage_point.c.customer_id == grant.customer_id
-            )
-        ).first()
-    return session.execute(
-        _ONE_USAGE_POINT,
-        {"subscription_id": grant.subscription_id, "customer_id": grant.customer_id, "usage_point_id": usage_point_id},
-    ).first()
+def subscription_usage_point_of(grant: Grant, row: Sequence[Any]) -> Any | None:
+    """The usage point in the columns :func:`with_subscription_usage_point` appended to ``row``, as
+    :func:`usage_point_row` would answer it for ``grant`` (``None`` when absent or of a commodity it does not show)."""
+    point: Any = _UsagePointRow._make(row[len(row) - len(_UsagePointRow._fields) :])
+    return point if point.id is not None and grant.shows_kind(point.service_kind) else None
 
 
 ALL_FUNCTION_BLOCKS = frozenset(range(1, 100))
@@ -303,16 +347,20 @@ def customer_export_grant(customer_id: int) -> Grant:
 
 def _visible_usage_points(grant: Grant) -> Select[Any]:
     if grant.subscription_id is None:
-        return select(UsagePoint).where(UsagePoint.customer_id == grant.customer_id)
-    return (
-        select(UsagePoint)
-        .join(subscription_usage_point, subscription_usage_point.c.usage_point_id == UsagePoint.id)
-        .where(
-            subscription_usage_point.c.subscription_id == grant.subscription_id,
-            # Defence in depth: a usage point that changed hands since the consent is not the new owner's to share.
-            UsagePoint.customer_id == grant.customer_id,
+        statement = select(UsagePoint).where(UsagePoint.customer_id == grant.customer_id)
+    else:
+        statement = (
+            select(UsagePoint)
+            .join(subscription_usage_point, subscription_usage_point.c.usage_point_id == UsagePoint.id)
+            .where(
+                subscription_usage_point.c.subscription_id == grant.subscription_id,
+                # Defence in depth: a usage point that changed hands since the consent is not the new owner's to share.
+                UsagePoint.customer_id == grant.customer_id,
+            )
         )
-    )
+    if grant.service_kinds is not None:
+        statement = statement.where(UsagePoint.service_kind.in_(sorted(grant.service_kinds)))
+    return statement
 
 
 def _updated_filter(column: Any, updated_min: dt.datetime | None, updated_max: dt.datetime | None) -> list[Any]:
@@ -402,7 +450,8 @@ def _block_conditions(grant: Grant, filters: IntervalFilter) -> list[ColumnEleme
     return clauses
 
 
-def _block_statement(grant: Grant, meter_reading_ids: Sequence[int], filters: IntervalFilter) -> Select[Any]:
+def _block_statement(grant: Grant, meter_reading_ids: Sequence[int] | None, filters: IntervalFilter) -> Select[Any]:
+    """IntervalBlocks of ``meter_reading_ids`` (``None``: of every MeterReading, for the custodian's root)."""
     statement = (
         select(
             IntervalBlock.id,
@@ -416,8 +465,10 @@ def _block_statement(grant: Grant, meter_reading_ids: Sequence[int], filters: In
             IntervalBlock.duration,
         )
         .join(MeterReading, MeterReading.id == IntervalBlock.meter_reading_id)
-        .where(IntervalBlock.meter_reading_id.in_(list(meter_reading_ids)), *_block_conditions(grant, filters))
+        .where(*_block_conditions(grant, filters))
     )
+    if meter_reading_ids is not None:
+        statement = statement.where(IntervalBlock.meter_reading_id.in_(list(meter_reading_ids)))
     return cast("Select[Any]", statement)
 
 
@@ -660,3 +711,92 @@ def local_time_parameters(
     return session.scalar(
         select(LocalTimeParameters).where(LocalTimeParameters.id == local_time_parameters_id, visible)
     )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Root collections: the custodian's view of every resource (ESPI-NOTES §2; GBA FB 33 "Management REST interfaces")
+# ----------------------------------------------------------------------------------------------------------------
+
+CUSTODIAN_GRANT = Grant(subscription_id=None, customer_id=0, window=DataWindow(), function_blocks=ALL_FUNCTION_BLOCKS)
+"""What the custodian's root collections read: every function block (costs included), no data window, every
+commodity. Its ``customer_id`` is never used: root queries are not restricted to a customer."""
+
+_Row = TypeVar("_Row")
+_Model = TypeVar("_Model", bound=EspiResourceMixin)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RootPage(Generic[_Row]):
+    """One page of a root collection and whether another follows (the ``next`` link, RFC 5005 §3).
+
+    Root collections can hold millions of rows: a page is read in id order through the primary-key index with one
+    row more than asked (to know whether a next page exists), and the collection is never counted.
+    """
+
+    rows: list[_Row]
+    has_more: bool
+
+    def total(self, offset: int) -> int:
+        """A lower bound of the collection's size that is enough for the paging links: one past this page if more
+        follow."""
+        return offset + len(self.rows) + (1 if self.has_more else 0)
+
+
+def _loader_options(model: type[Any]) -> list[Any]:
+    if model is UsageSummary:
+        return [selectinload(UsageSummary.line_items)]
+    if model is Authorization:
+        return [selectinload(Authorization.subscription)]
+    return []
+
+
+def _root_page(session: Session, statement: Select[Any], page: Page, *, scalars: bool) -> RootPage[Any]:
+    limit = page.limit if page.limit is not None else 1000
+    statement = statement.offset(page.offset).limit(limit + 1)
+    found: list[Any] = list(session.scalars(statement) if scalars else session.execute(statement))
+    return RootPage(rows=found[:limit], has_more=len(found) > limit)
+
+
+def root_collection(
+    session: Session, model: type[_Model], *, filters: IntervalFilter = IntervalFilter(), page: Page = Page()
+) -> RootPage[_Model]:
+    """One page of every ``model`` row in id order, filtered by Atom ``published`` and ``updated`` (FB 37,
+    ESPI-NOTES §8: entries other than IntervalBlocks are selected by their Atom dates). ``model`` is the ESPI
+    resource a root collection lists (IntervalBlocks have their own query, :func:`root_blocks`)."""
+    statement = (
+        select(model)
+        .where(
+            *_published_filter(model.published, filters),
+            *_updated_filter(model.updated, filters.updated_min, filters.updated_max),
+        )
+        .options(*_loader_options(model))
+        .order_by(model.id)
+    )
+    return _root_page(session, statement, page, scalars=True)
+
+
+def root_item(session: Session, model: type[_Model], item_id: int) -> _Model | None:
+    """One ``model`` row by id, whoever it belongs to."""
+    statement = select(model).where(model.id == item_id).options(*_loader_options(model))
+    return session.scalar(statement)
+
+
+def _root_block_statement(filters: IntervalFilter) -> Select[Any]:
+    return _block_statement(CUSTODIAN_GRANT, None, filters).order_by(IntervalBlock.id)
+
+
+def root_blocks(session: Session, *, filters: IntervalFilter = IntervalFilter(), page: Page = Page()) -> RootPage[Any]:
+    """One page of every IntervalBlock in id order; ``published-*`` select by interval (ESPI-NOTES §8)."""
+    found: RootPage[Any] = _root_page(session, _root_block_statement(filters), page, scalars=False)
+    return RootPage(rows=[BlockView(*row) for row in found.rows], has_more=found.has_more)
+
+
+def root_block(session: Session, interval_block_id: int) -> BlockView | None:
+    """One IntervalBlock by id (whole: the custodian has no data window)."""
+    row = session.execute(_root_block_statement(IntervalFilter()).where(IntervalBlock.id == interval_block_id)).first()
+    return None if row is None else BlockView(*row)
+
+
+def usage_point_owner(session: Session, usage_point_id: int) -> int | None:
+    """The customer who owns usage point ``usage_point_id`` (``None`` when there is no such usage point)."""
+    return session.scalar(select(UsagePoint.customer_id).where(UsagePoint.id == usage_point_id))

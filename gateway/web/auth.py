@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 import falcon
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
 
 from gateway.oauth.bearer import BearerTokenChecker, Principal, PrincipalKind
 from gateway.oauth.hotpath import HotPath
@@ -43,26 +44,45 @@ class BearerAuth:
             digester, reads=HotPath.for_engine(engine) if engine is not None else None
         )
 
-    def authenticate(self, req: falcon.Request) -> Principal:
-        """Return (and remember on ``req.context.principal``) the caller, or raise 401."""
+    def authenticate(self, req: falcon.Request, *, db: Session | Connection | None = None) -> Principal:
+        """Return (and remember on ``req.context.principal``) the caller, or raise 401.
+
+        The token is looked up with ``db`` when given (a connection the responder reads with anyway), else with the
+        request's session.
+        """
         principal: Principal | None = getattr(req.context, "principal", None)
         if principal is not None:
             return principal
-        token_elsewhere = "access_token" in req.params or (
-            # A form-encoded body field is another forbidden place (RFC 9700 §4.3.2); falcon only parses bodies on
-            # request, so look at the content type rather than reading the body here.
-            (req.content_type or "").startswith("application/x-www-form-urlencoded")
-            and req.get_header("Authorization") is None
-        )
         principal = self._checker.principal(
-            req.context.db, req.get_header("Authorization"), token_elsewhere=token_elsewhere
+            req.context.db if db is None else db, req.get_header("Authorization"), token_elsewhere=_elsewhere(req)
         )
         req.context.principal = principal
         return principal
 
-    def require(self, req: falcon.Request, *kinds: PrincipalKind) -> Principal:
-        """Authenticate and demand one of ``kinds`` (403 otherwise)."""
-        return self.authenticate(req).require(*kinds)
+    def require(self, req: falcon.Request, *kinds: PrincipalKind, db: Session | Connection | None = None) -> Principal:
+        """Authenticate (with ``db`` as in :meth:`authenticate`) and demand one of ``kinds`` (403 otherwise)."""
+        return self.authenticate(req, db=db).require(*kinds)
+
+    def require_with_usage_point(
+        self, req: falcon.Request, usage_point_id: int, *kinds: PrincipalKind, db: Session | Connection
+    ) -> tuple[Principal, Any | None]:
+        """As :meth:`require`, plus the usage point ``usage_point_id`` of a customer token's grant read with the token
+        (:meth:`gateway.oauth.bearer.BearerTokenChecker.principal_and_usage_point`; ``None`` when not in it)."""
+        principal, usage_point = self._checker.principal_and_usage_point(
+            db, req.get_header("Authorization"), usage_point_id, token_elsewhere=_elsewhere(req)
+        )
+        req.context.principal = principal
+        return principal.require(*kinds), usage_point
+
+
+def _elsewhere(req: falcon.Request) -> bool:
+    """True when the request carries a token outside the ``Authorization`` header (refused: RFC 9700 §4.3.2)."""
+    return "access_token" in req.params or (
+        # A form-encoded body field is another forbidden place; falcon only parses bodies on request, so look at the
+        # content type rather than reading the body here.
+        (req.content_type or "").startswith("application/x-www-form-urlencoded")
+        and req.get_header("Authorization") is None
+    )
 
 
 def bearer_required(*kinds: PrincipalKind) -> Callable[..., None]:

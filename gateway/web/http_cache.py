@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import hashlib
+import itertools
 import zlib
 from collections.abc import Iterable, Iterator
 
@@ -153,10 +154,33 @@ def send(
         resp.status = falcon.HTTP_304
         return
     resp.content_type = content_type
-    if accepts_gzip(req.get_header("Accept-Encoding")):
+    gzip = accepts_gzip(req.get_header("Accept-Encoding"))
+    if gzip:
         resp.set_header("Content-Encoding", "gzip")
-        resp.stream = _Closing(gzip_chunks(body), body)
-    elif isinstance(body, bytes):
-        resp.data = body
+    whole, stream = _whole_or_stream(body)
+    if whole is not None:
+        resp.data = b"".join(gzip_chunks((whole,))) if gzip else whole
+    elif gzip:
+        resp.stream = _Closing(gzip_chunks(stream), stream)
     else:
-        resp.stream = body
+        resp.stream = stream
+
+
+def _whole_or_stream(body: Iterable[bytes]) -> tuple[bytes | None, Iterable[bytes]]:
+    """``(bytes, body)`` when ``body`` is a single chunk, else ``(None, the same chunks)`` to stream.
+
+    The writer hands out chunks of 64 KiB, so one entry (a UsagePoint, a MeterReading) is one chunk: sent whole, it
+    gets a ``Content-Length`` and one write instead of chunked transfer coding through two stream wrappers (a
+    tenth of the time of a small ``GET``). Pulling the first chunks here, inside the responder, also means an error
+    while writing them is still answered properly rather than truncating a body already started.
+    """
+    if isinstance(body, bytes):
+        return body, body
+    iterator = iter(body)
+    pulled = list(itertools.islice(iterator, 2))
+    if len(pulled) == 2:
+        return None, _Closing(itertools.chain(pulled, iterator), body)
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+    return (pulled[0] if pulled else b""), body

@@ -9,6 +9,7 @@ from sqlalchemy import update
 
 from gateway.errors import Forbidden, Unauthorized
 from gateway.oauth.bearer import BearerTokenChecker
+from gateway.oauth.scope import parse_scope
 from gateway.storage.models import Authorization, AuthorizationStatus, ClientRole, OAuthToken
 from tests.functional.oauth.helpers import CLIENT_SCOPE, PASSWORD, SCOPE, basic, make_client
 
@@ -133,3 +134,31 @@ def test_missing_grant_type_is_a_json_error(testapp, client):
         status=400,
     )
     assert response.json["error"] in ("unsupported_grant_type", "invalid_request")
+
+
+def test_customer_principal_carries_its_consent_grant(checker, db, client, obtain_code, redeem):
+    body = redeem(client, obtain_code(client)).json
+    principal = checker.principal(db, f"Bearer {body['access_token']}")
+    assert principal.grant is not None
+    assert principal.grant.subscription_id == principal.subscription_id
+    assert principal.grant.customer_id == principal.customer_id
+    assert principal.grant.function_blocks == parse_scope(SCOPE).function_blocks
+
+
+def test_other_principals_carry_no_grant(checker, db, testapp, client):
+    principal, usage_point = checker.principal_and_usage_point(db, f"Bearer {client_token(testapp, client)}", 1)
+    assert principal.grant is None and usage_point is None
+
+
+def test_the_usage_point_of_the_subscription_comes_with_the_token(checker, db, client, obtain_code, redeem, alice):
+    body = redeem(client, obtain_code(client)).json
+    point = alice.usage_points[1]
+    principal, row = checker.principal_and_usage_point(db, f"Bearer {body['access_token']}", point.id)
+    assert principal.kind == "customer"
+    assert row is not None and (row.id, row.uuid, row.customer_id) == (point.id, point.uuid, alice.id)
+
+
+def test_a_usage_point_outside_the_subscription_does_not(checker, db, client, obtain_code, redeem, bob):
+    body = redeem(client, obtain_code(client)).json
+    principal, row = checker.principal_and_usage_point(db, f"Bearer {body['access_token']}", bob.usage_points[0].id)
+    assert principal.kind == "customer" and row is None

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.orm import sessionmaker
 
 from gateway.config import Settings
 from gateway.errors import Unauthorized
@@ -41,4 +42,20 @@ def test_bearer_reads_bypass_the_write_lock_and_see_revocations(tmp_path):
             checker.principal(request_session, header)
     finally:
         HotPath.for_engine(services.engine).dispose()
+        services.engine.dispose()
+
+
+def test_a_session_factory_is_asked_without_making_a_session(tmp_path):
+    settings: Settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'hot.sqlite3'}")
+    services = Services.build(settings)
+    hot = HotPath.for_engine(services.engine)
+    try:
+        connection = hot.connection_for(services.sessions)
+        assert connection is not None
+        connection.close()
+        with services.engine.connect() as outer:
+            # The test suite's isolation: sessions bound to one connection must keep using it.
+            assert hot.connection_for(sessionmaker(bind=outer)) is None
+    finally:
+        hot.dispose()
         services.engine.dispose()
