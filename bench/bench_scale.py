@@ -74,7 +74,7 @@ from tests.support.server import GatewayProcess, free_port  # noqa: E402
 READINGS_PER_DAY = 96
 DAYS = 365
 SECRET_KEY = "bench-scale-secret-key-0123456789abcdefghijklmnop"
-SCOPE = "FB=1_3_4_5_13_14_39;IntervalDuration=900;BlockDuration=daily;HistoryLength=13"
+SCOPE = "FB=1_3_4_5_13_14_39;IntervalDuration=900;BlockDuration=daily"
 REDIRECT = "https://bench.example.com/callback"
 RESOURCE = "/DataCustodian/espi/1_1/resource"
 SAMPLE_POINTS = 5

@@ -25,9 +25,9 @@ __all__ = ["DemoInfo", "describe_demo", "load_demo", "sample_data_dir"]
 
 DEMO_APP_CLIENT_ID = "demo-third-party-app"
 DEMO_SELF_ACCESS_CLIENT_ID = "demo-alice-self-access"
-DEMO_APP_SCOPE = (
-    "FB=1_3_4_5_8_10_12_13_14_15_16_18_31_35_37_39_40_41;IntervalDuration=900_3600;BlockDuration=daily;HistoryLength=13"
-)
+# No HistoryLength: the demo data is a fixed calendar year (sample_data/), which a window counted back from today
+# would hide a little more every month.
+DEMO_APP_SCOPE = "FB=1_3_4_5_8_10_12_13_14_15_16_18_31_35_37_39_40_41;IntervalDuration=900_3600;BlockDuration=daily"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

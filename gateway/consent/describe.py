@@ -5,22 +5,76 @@ names *data* (NAESB REQ.21 ESPI function blocks, ESPI-NOTES §5) is translated i
 ("15-minute electricity usage", "bills and costs", …); blocks that only name protocol features (OAuth, REST, query
 parameters) are not data and are summarised as how the app reaches the data. The technical names from
 :data:`gateway.oauth.scope.FUNCTION_BLOCK_NAMES` stay available for the curious.
+
+The two scope rules that decide *which* data an app reads live here too, next to the words that describe them, so
+what the customer is told and what :mod:`gateway.storage.queries` enforces cannot drift apart: ``HistoryLength``
+(months when small, else seconds: :func:`history_start`) and the commodity blocks (FB 5, 10, 11:
+:func:`shared_service_kinds`).
 """
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import datetime as dt
+from collections.abc import Iterable
 
 from gateway.oauth.scope import FUNCTION_BLOCK_NAMES, EspiScope
 
-__all__ = ["ScopeDescription", "describe_interval", "describe_period", "describe_scope"]
+__all__ = [
+    "COMMODITY_BLOCKS",
+    "ScopeDescription",
+    "describe_interval",
+    "describe_period",
+    "describe_scope",
+    "history_in_months",
+    "history_start",
+    "shared_service_kinds",
+]
 
 # HistoryLength is months in the reference implementation and seconds in the schema (ESPI-NOTES §5): a value this
 # small can only be months (no app asks for under 17 minutes of history).
 _MONTHS_THRESHOLD = 1000
 
-_COMMODITY_BLOCKS = {5: "electricity", 10: "gas", 11: "water"}
+_HOUR = 3600
+
+COMMODITY_BLOCKS: dict[int, tuple[int, str]] = {5: (0, "electricity"), 10: (1, "gas"), 11: (2, "water")}
+"""Commodity function blocks (ESPI-NOTES §5: FB 5 electricity, 10 gas, 11 water) → the ESPI ``ServiceCategory``
+``kind`` of the usage points they cover, and its name for the customer."""
+
+_COMMODITY_BLOCKS = {block: name for block, (_, name) in COMMODITY_BLOCKS.items()}
+
+
+def history_in_months(history_length: int) -> bool:
+    """True when an ESPI ``HistoryLength`` counts months (a small value), False when it counts seconds."""
+    return history_length < _MONTHS_THRESHOLD
+
+
+def history_start(history_length: int, now: dt.datetime) -> int:
+    """The earliest instant (UTC epoch seconds) a scope's ``HistoryLength`` lets the app read, seen at ``now``.
+
+    Months are calendar months (13 months before 31 March is 28 or 29 February of the year before); seconds are
+    seconds. The result is rounded *up* to the hour: never a reading more than the scope allows, and the data window
+    (hence every feed's ETag) stays the same for an hour instead of changing every second.
+    """
+    moment = now.astimezone(dt.UTC)
+    if history_in_months(history_length):
+        index = moment.year * 12 + moment.month - 1 - history_length
+        year, month = index // 12, index % 12 + 1
+        day = min(moment.day, calendar.monthrange(year, month)[1])
+        earliest = int(moment.replace(year=year, month=month, day=day).timestamp())
+    else:
+        earliest = int(moment.timestamp()) - history_length
+    return -(-earliest // _HOUR) * _HOUR
+
+
+def shared_service_kinds(function_blocks: Iterable[int]) -> frozenset[int] | None:
+    """The ``ServiceCategory`` kinds of the usage points a scope shares: those of its commodity blocks (FB 5, 10,
+    11), or ``None`` (every commodity) when it names none of them."""
+    blocks = frozenset(function_blocks)
+    kinds = frozenset(kind for block, (kind, _) in COMMODITY_BLOCKS.items() if block in blocks)
+    return kinds or None
+
 
 _DATA_BLOCKS: dict[int, str] = {
     6: "Peak demand (the highest power you drew)",
@@ -68,7 +122,7 @@ def describe_period(history_length: int | None) -> str | None:
     """How far back the app may read, in words (``HistoryLength``: months when small, else seconds)."""
     if history_length is None:
         return None
-    if history_length < _MONTHS_THRESHOLD:
+    if history_in_months(history_length):
         unit = "month" if history_length == 1 else "months"
         return f"up to {history_length} {unit} of past data"
     days = max(1, round(history_length / 86_400))
@@ -109,6 +163,10 @@ def describe_scope(scope: EspiScope) -> ScopeDescription:
             data.append(f"{commodity.capitalize()} usage")
     if 1 in blocks or commodities:
         data.append("Your meters (usage points) and what they measure")
+    others = [name for block, name in sorted(_COMMODITY_BLOCKS.items()) if block not in blocks]
+    if others and len(others) < len(_COMMODITY_BLOCKS):
+        # The scope names its commodities: meters of any other kind are not shared, even if the customer ticks them.
+        data.append(f"Only your {_join(commodities)} meters: {_join(others)} meters stay private")
     data.extend(text for block, text in sorted(_DATA_BLOCKS.items()) if block in blocks)
     if any(block >= 51 for block in blocks):
         data.append(_PII_DESCRIPTION)

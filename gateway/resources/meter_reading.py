@@ -3,15 +3,20 @@
 A MeterReading relates to exactly one ReadingType, served at ``ReadingType/{id}`` (never nested). Without FB 4 in the
 grant the collection is empty and every MeterReading id is 404; with ``IntervalDuration`` in the scope only
 MeterReadings of those interval lengths are visible.
+
+The responders resolve the customer's grant for ``Subscription/{s}``; :meth:`MeterReadingResource.collection` and
+:meth:`MeterReadingResource.item` serve any grant under any prefix (the custodian's ``UsagePoint/{u}/…`` uses them).
 """
 
 from __future__ import annotations
 
 import falcon
 
+from gateway.espi.links import UsagePointLinks
 from gateway.espi.writer import meter_reading_entry
-from gateway.resources.espi_base import EspiApi, grant_parts, row_parts
+from gateway.resources.espi_base import EspiApi, grant_parts
 from gateway.storage import queries
+from gateway.storage.queries import Grant
 
 __all__ = ["MeterReadingResource"]
 
@@ -25,29 +30,35 @@ class MeterReadingResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, s: int, u: int) -> None:
         """The usage point's MeterReading feed (one page)."""
         grant = self.api.customer_grant(req, s)
-        query = self.api.query(req)
-        self.api.usage_point(req, grant, u)
-        session = self.api.db(req)
-        every = queries.meter_readings(session, grant, [u])
-        page = every[query.offset : query.offset + query.max_results]
-        scope = self.api.scope(grant)
-        entries = [meter_reading_entry(reading, scope) for reading in page]
-        self.api.send_feed(
-            req,
-            resp,
-            entries,
-            resource="MeterReading",
-            title=f"UsagePoint {u}: MeterReadings",
-            validator_parts=[*grant_parts(grant), query.cache_key(), *row_parts(page)],
-            rows=page,
-            links=self.api.paging_links(req, query, total=len(every), resource="MeterReading"),
-        )
+        self.collection(req, resp, grant, self.api.scope(grant), u)
 
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, s: int, u: int, m: int) -> None:
         """One MeterReading entry."""
         grant = self.api.customer_grant(req, s)
+        self.item(req, resp, grant, self.api.scope(grant), u, m)
+
+    def collection(
+        self, req: falcon.Request, resp: falcon.Response, grant: Grant, scope: UsagePointLinks, u: int
+    ) -> None:
+        """Send the MeterReadings of usage point ``u`` that ``grant`` shows, with links under ``scope``."""
+        query = self.api.query(req)
+        self.api.usage_point(req, grant, u)
+        every = queries.meter_readings(self.api.db(req), grant, [u])
+        self.api.send_collection(
+            req,
+            resp,
+            query,
+            every,
+            lambda reading: meter_reading_entry(reading, scope),
+            resource="MeterReading",
+            title=f"UsagePoint {u}: MeterReadings",
+            context=grant_parts(grant),
+        )
+
+    def item(
+        self, req: falcon.Request, resp: falcon.Response, grant: Grant, scope: UsagePointLinks, u: int, m: int
+    ) -> None:
+        """Send MeterReading ``m`` of usage point ``u`` (404 when ``grant`` does not show it)."""
         self.api.query(req)
         reading = self.api.meter_reading(req, grant, u, m)
-        self.api.send_entry(
-            req, resp, meter_reading_entry(reading, self.api.scope(grant)), validator_parts=grant_parts(grant)
-        )
+        self.api.send_entry(req, resp, meter_reading_entry(reading, scope), validator_parts=grant_parts(grant))

@@ -49,8 +49,10 @@ requests_service = oauth_fixtures.requests_service
 redeem = oauth_fixtures.redeem
 
 BASE = "/DataCustodian/espi/1_1/resource"
-FULL_SCOPE = "FB=1_3_4_5_12_13_14_15_16_17_39;IntervalDuration=900;BlockDuration=daily;HistoryLength=13"
-BASIC_SCOPE = "FB=1_3_4_5_13_14_39;IntervalDuration=900;BlockDuration=daily;HistoryLength=13"
+# No HistoryLength: it counts back from now, and the fixtures' data is of January 2024 (test_commodity_and_history.py
+# covers HistoryLength with data of its own, made relative to now).
+FULL_SCOPE = "FB=1_3_4_5_12_13_14_15_16_17_39;IntervalDuration=900;BlockDuration=daily"
+BASIC_SCOPE = "FB=1_3_4_5_13_14_39;IntervalDuration=900;BlockDuration=daily"
 DAY = 86_400
 START = 1_704_067_200  # 2024-01-01T00:00:00Z
 STAMP = dt.datetime(2024, 2, 1, tzinfo=dt.UTC)

@@ -74,7 +74,7 @@ def test_no_summaries_without_function_block_15(testapp, tree, customer_token, v
 
 
 def test_summary_costs_only_with_function_block_16(testapp, tree, customer_token, valid):
-    scope = "FB=1_3_4_5_13_14_15_39;IntervalDuration=900;BlockDuration=daily;HistoryLength=13"
+    scope = "FB=1_3_4_5_13_14_15_39;IntervalDuration=900;BlockDuration=daily"
     token = customer_token(scope=scope)
     root = valid(
         testapp.get(token.path(f"/UsagePoint/{tree.usage_points[0]}/UsageSummary"), headers=token.headers).body
