@@ -39,10 +39,19 @@ KIND_RULES: tuple[tuple[str, frozenset[str]], ...] = (
     (r"^/Batch/Subscription/", frozenset({"customer"})),
     (r"^/Subscription/", frozenset({"customer"})),
     (r"^/(ReadingType|LocalTimeParameters)/", frozenset({"customer", "custodian"})),
-    (r"^/Authorization", frozenset({"client"})),
-    (r"^/ApplicationInformation/", frozenset({"registration"})),
+    # GET by the custodian reads every record (root collections); PUT/DELETE stay the owner's (403 for it).
+    (r"^/Authorization", frozenset({"client", "custodian"})),
+    (r"^/ApplicationInformation/", frozenset({"registration", "custodian"})),
+    (r"^/(ReadingType|LocalTimeParameters|ApplicationInformation)$", frozenset({"custodian"})),
+    (
+        r"^/(UsagePoint|MeterReading|IntervalBlock|UsageSummary|ElectricPowerUsageSummary|ElectricPowerQualitySummary)"
+        r"(/|$)",
+        frozenset({"custodian"}),
+    ),
     (r"^/ReadServiceStatus$", frozenset({"client"})),
     (r"^/Batch/RetailCustomer/", frozenset({"custodian", "upload"})),
+    # Where a Download My Data export links to: the export's tokens.
+    (r"^/RetailCustomer/", frozenset({"custodian", "upload"})),
     (r"^/Batch/Bulk/", frozenset({"client"})),
 )
 """Which token kinds a route template (relative to the resource base) serves (ESPI-NOTES §3)."""
