@@ -8,6 +8,7 @@ gateway customer add|list|set-password
 gateway client add|list
 gateway notifications list [--failed]
                                   push notifications and their delivery state
+gateway bulk list [--state S]     Batch/Bulk requests built in the background
 gateway doctor                    check configuration, database, mail, clock
 gateway import FILE... --customer USERNAME [--lenient]
                                   import Green Button files for a customer
@@ -21,6 +22,7 @@ import argparse
 from collections.abc import Mapping, Sequence
 
 from gateway.commands import (
+    bulk,
     client,
     customer,
     database,
@@ -48,6 +50,7 @@ COMMAND_MODULES = (
     validate,
     sample_data,
     notifications,
+    bulk,
     doctor,
 )
 

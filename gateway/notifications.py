@@ -164,13 +164,23 @@ def notify_new_data(
 
 
 def notify_bulk_ready(
-    session: Session, settings: Settings, *, application_id: int, bulk_id: str, now: dt.datetime | None = None
+    session: Session,
+    settings: Settings,
+    *,
+    application_id: int,
+    bulk_id: str,
+    url: str | None = None,
+    now: dt.datetime | None = None,
 ) -> OutboxMessage | None:
-    """Queue the ``Batch/Bulk/{bulkId}`` BatchList for an app once its bulk is ready (ESPI-NOTES §9)."""
+    """Queue the ``Batch/Bulk/{bulkId}`` BatchList for an app once its bulk is ready (ESPI-NOTES §9).
+
+    ``url`` is the bulk's canonical request URL when it carries FB 37 parameters (what was built is what is announced).
+    Nothing is queued for an app without a notify URI or a revoked one.
+    """
     application = session.get(ApplicationInformation, application_id)
-    if application is None or not application.notify_uri:
+    if application is None or not application.notify_uri or application.status == ApplicationStatus.REVOKED:
         return None
-    url = ResourceLinks(settings.resource_base_url).batch_bulk(bulk_id)
+    url = url or ResourceLinks(settings.resource_base_url).batch_bulk(bulk_id)
     return _enqueue(
         session, uri=application.notify_uri, resources=[url], application_id=application_id, reason="bulk", now=now
     )

@@ -37,6 +37,8 @@ def worker(args: argparse.Namespace) -> int:
             "failed": report.delivery.failed,
             "expired_consents": report.expired_consents,
             "removed_sessions": report.removed_sessions,
+            "built_bulks": report.built_bulks,
+            "purged_bulks": report.purged_bulks,
         }
         emit(args, document, ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in document.items()))
         return 0

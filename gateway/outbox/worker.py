@@ -20,12 +20,14 @@ from sqlalchemy import delete
 
 from gateway.consent.lifecycle import expire_due
 from gateway.oauth.authorize import purge_expired_requests
+from gateway.outbox.bulk_builder import BulkBuilder, purge_bulks, run_bulk_builder
 from gateway.outbox.delivery import Deliverer, DeliveryReport, default_deliverers, deliver_due
 from gateway.security.throttle import Throttle
 from gateway.services import Services
 from gateway.storage.base import utcnow
 from gateway.storage.consent import CustomerSession
 from gateway.storage.engine import session_scope
+from gateway.storage.rate_limit import purge_idle_buckets
 
 __all__ = ["PassReport", "WorkerThread", "run_once", "run_worker", "spawn_worker"]
 
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 THROTTLE_RETENTION = dt.timedelta(days=1)
 """Throttle counters are kept this long after their window and block ended (longer than any rule's window)."""
+RATE_LIMIT_RETENTION = dt.timedelta(days=1)
+"""Rate-limit buckets that gave out no token for this long are full again: they are deleted (gateway.web.rate_limit)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,23 +47,37 @@ class PassReport:
     purged_requests: int = 0
     """Expired pending authorization requests and authorization codes deleted."""
     purged_throttle_counters: int = 0
+    purged_rate_limit_buckets: int = 0
+    purged_bulks: int = 0
+    """Stored bulk results deleted: past retention, invalidated by a revoked consent, or failed long ago."""
+    built_bulks: int = 0
+    """Bulk requests built (only by ``run_once`` itself; :func:`run_worker` builds in a thread of its own)."""
 
 
-def run_once(services: Services, deliverers: Mapping[str, Deliverer] | None = None) -> PassReport:
-    """One pass: expire what is due (queuing its mails), forget what is stale, then deliver what is due."""
+def run_once(
+    services: Services, deliverers: Mapping[str, Deliverer] | None = None, *, build_bulks: bool = True
+) -> PassReport:
+    """One pass: expire what is due (queuing its mails), forget what is stale, then deliver what is due, then (with
+    ``build_bulks``) build the bulk requests due (FB 35; :mod:`gateway.outbox.bulk_builder`)."""
     now = utcnow()
     with session_scope(services.sessions) as session:
         expired = expire_due(session, services.settings, now=now)
         removed = session.execute(delete(CustomerSession).where(CustomerSession.expires_at <= now)).rowcount  # type: ignore[attr-defined]
         purged_requests = purge_expired_requests(session, now)
         purged_counters = Throttle(clock=lambda: now).purge(session, THROTTLE_RETENTION)
+        purged_buckets = purge_idle_buckets(session, idle_before=(now - RATE_LIMIT_RETENTION).timestamp())
+        bulks = purge_bulks(session, services, now=now)
     delivery = deliver_due(services.sessions, deliverers or default_deliverers(services.settings))
+    built = len(BulkBuilder(services).build_due()) if build_bulks else 0
     return PassReport(
         delivery=delivery,
         expired_consents=expired,
         removed_sessions=int(removed or 0),
         purged_requests=purged_requests,
         purged_throttle_counters=purged_counters,
+        purged_rate_limit_buckets=purged_buckets,
+        purged_bulks=bulks.expired + bulks.revoked + bulks.failed,
+        built_bulks=built,
     )
 
 
@@ -71,12 +89,23 @@ def run_worker(
     deliverers: Mapping[str, Deliverer] | None = None,
     on_pass: Callable[[PassReport], None] | None = None,
 ) -> None:
-    """Loop until ``stop`` is set; a failing pass is logged and the loop goes on (the database may come back)."""
+    """Loop until ``stop`` is set; a failing pass is logged and the loop goes on (the database may come back).
+
+    Bulk requests are built in a thread of their own (a build can take minutes; deliveries must not wait for it).
+    """
     stop = stop or threading.Event()
     chosen = deliverers or default_deliverers(services.settings)
+    builder = threading.Thread(
+        target=run_bulk_builder,
+        args=(services,),
+        kwargs={"stop": stop, "interval": interval},
+        name="gateway-bulk-builder",
+        daemon=True,
+    )
+    builder.start()
     while not stop.is_set():
         try:
-            report = run_once(services, chosen)
+            report = run_once(services, chosen, build_bulks=False)
             if on_pass is not None:
                 on_pass(report)
             busy = report.delivery.attempted > 0
@@ -85,6 +114,7 @@ def run_worker(
             busy = False
         # Go straight on while there was work (a backlog drains fast), else wait.
         stop.wait(0 if busy else interval)
+    builder.join(timeout=30)  # it hands an unfinished build back to the queue as soon as it sees ``stop``
 
 
 class WorkerThread:

@@ -11,6 +11,7 @@ from gateway.storage.authorization import (
     subscription_usage_point,
 )
 from gateway.storage.base import Base
+from gateway.storage.bulk import BulkChunk, BulkRequest, bulk_subscription
 from gateway.storage.consent import Consent, ConsentEvent, ConsentRequest, CustomerSession
 from gateway.storage.customer import RetailCustomer
 from gateway.storage.oauth import AuthorizationCode, OAuthToken, PendingAuthorizationRequest, TokenType
@@ -37,6 +38,8 @@ __all__ = [
     "AuthorizationKind",
     "AuthorizationStatus",
     "Base",
+    "BulkChunk",
+    "BulkRequest",
     "ClientRole",
     "Consent",
     "ConsentEvent",
@@ -50,14 +53,15 @@ __all__ = [
     "OAuthToken",
     "OutboxMessage",
     "PendingAuthorizationRequest",
-    "ReadingType",
     "RateLimitBucket",
+    "ReadingType",
     "RetailCustomer",
     "Subscription",
     "ThrottleCounter",
     "TokenType",
     "UsagePoint",
     "UsageSummary",
+    "bulk_subscription",
     "interval_reading_table",
     "subscription_usage_point",
 ]
