@@ -33,6 +33,7 @@ from gateway.storage.application import ApplicationInformation, ApplicationStatu
 from gateway.storage.authorization import Authorization, AuthorizationStatus, Subscription, subscription_usage_point
 from gateway.storage.base import utcnow
 from gateway.storage.outbox import OutboxMessage
+from gateway.storage.queries import consent_grant
 from gateway.storage.usage import IntervalBlock, MeterReading, UsagePoint, interval_reading_table
 
 __all__ = [
@@ -130,17 +131,28 @@ def notify_new_data(
 ) -> list[OutboxMessage]:
     """Queue one BatchList per concerned app for new data (in the caller's transaction); return the rows.
 
-    Concerned: an active, unexpired Authorization whose Subscription holds an affected usage point, of an app that
-    is not revoked and has a notify URI.
+    Concerned: an active, unexpired Authorization whose Subscription holds an affected usage point that its grant
+    shows (a commodity its scope shares, FB 5/10/11) and whose data window (``publishedPeriod`` and
+    ``HistoryLength``) meets the changed interval, of an app that is not revoked and has a notify URI: an app is never
+    sent to a Batch/Subscription that holds nothing new for it.
     """
     if not change.usage_point_ids:
         return []
     now = now or utcnow()
     rows = session.execute(
-        select(Subscription.id, ApplicationInformation.id, ApplicationInformation.notify_uri)
+        select(
+            Subscription.id,
+            ApplicationInformation.id,
+            ApplicationInformation.notify_uri,
+            Authorization.scope,
+            Authorization.published_period_start,
+            Authorization.published_period_duration,
+            UsagePoint.service_kind,
+        )
         .join(Authorization, Authorization.id == Subscription.authorization_id)
         .join(ApplicationInformation, ApplicationInformation.id == Subscription.application_id)
         .join(subscription_usage_point, subscription_usage_point.c.subscription_id == Subscription.id)
+        .join(UsagePoint, UsagePoint.id == subscription_usage_point.c.usage_point_id)
         .where(
             Subscription.customer_id == change.customer_id,
             subscription_usage_point.c.usage_point_id.in_(sorted(change.usage_point_ids)),
@@ -149,12 +161,18 @@ def notify_new_data(
             ApplicationInformation.status != ApplicationStatus.REVOKED,
             ApplicationInformation.notify_uri.is_not(None),
         )
-        .distinct()
         .order_by(ApplicationInformation.id, Subscription.id)
     ).all()
+    concerned: dict[int, tuple[int, str | None]] = {}
+    for subscription_id, application_id, notify_uri, scope, period_start, period_duration, service_kind in rows:
+        if subscription_id in concerned:
+            continue
+        grant = consent_grant(subscription_id, change.customer_id, scope, period_start, period_duration)
+        if grant is not None and grant.shows_kind(service_kind) and grant.window.meets(change.start, change.end):
+            concerned[subscription_id] = (application_id, notify_uri)
     links = ResourceLinks(settings.resource_base_url)
     by_app: dict[tuple[int, str | None], list[str]] = defaultdict(list)
-    for subscription_id, application_id, notify_uri in rows:
+    for subscription_id, (application_id, notify_uri) in concerned.items():
         by_app[(application_id, notify_uri)].append(_batch_url(links, subscription_id, change))
     return [
         _enqueue(session, uri=uri, resources=urls, application_id=application_id, reason="data", now=now)

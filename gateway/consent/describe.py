@@ -24,6 +24,7 @@ from gateway.oauth.scope import FUNCTION_BLOCK_NAMES, EspiScope
 __all__ = [
     "COMMODITY_BLOCKS",
     "ScopeDescription",
+    "commodity_name",
     "describe_interval",
     "describe_period",
     "describe_scope",
@@ -66,6 +67,14 @@ def history_start(history_length: int, now: dt.datetime) -> int:
     else:
         earliest = int(moment.timestamp()) - history_length
     return -(-earliest // _HOUR) * _HOUR
+
+
+def commodity_name(service_kind: int | None) -> str:
+    """The customer's word for a ``ServiceCategory`` kind ("electricity", "gas", "water"; else "other")."""
+    for kind, name in COMMODITY_BLOCKS.values():
+        if kind == service_kind:
+            return name
+    return "other"
 
 
 def shared_service_kinds(function_blocks: Iterable[int]) -> frozenset[int] | None:

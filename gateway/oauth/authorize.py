@@ -21,6 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
+from gateway.consent.describe import commodity_name, shared_service_kinds
 from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.oauth.scope import RequestedScope, ScopeError, parse_scope
 from gateway.oauth.server import OAuthServer, build_server
@@ -195,6 +196,7 @@ class AuthorizationRequests:
             raise BadRequest(f"the granted scope is invalid: {error}") from None
         if not granted.is_within(requested):
             raise BadRequest("the granted scope must not exceed the requested one")
+        _check_commodities(usage_points, granted.function_blocks)
         now = self._clock()
         lifetime = (
             self._settings.offline_refresh_token_ttl if pending.offline_access else self._settings.refresh_token_ttl
@@ -268,6 +270,24 @@ def purge_expired_requests(session: Session, now: dt.datetime) -> int:
     requests = session.execute(delete(PendingAuthorizationRequest).where(PendingAuthorizationRequest.expires_at <= now))
     codes = session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at <= now))
     return int(requests.rowcount or 0) + int(codes.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _check_commodities(usage_points: Iterable[UsagePoint], function_blocks: Iterable[int]) -> None:
+    """Refuse a meter of a commodity the scope does not share (FB 5/10/11, ESPI-NOTES §5).
+
+    Its data would never be readable with the token (:func:`gateway.storage.queries.consent_grant` hides it), so
+    recording it as shared would make the consent say more than it gives. The consent screen offers only the
+    shareable meters: a refusal here means a tampered or stale form.
+    """
+    kinds = shared_service_kinds(function_blocks)
+    if kinds is None:
+        return
+    for point in usage_points:
+        if point.service_kind not in kinds:
+            raise BadRequest(
+                f"usage point {point.id} is a {commodity_name(point.service_kind)} meter; "
+                f"this consent shares only {' and '.join(commodity_name(kind) for kind in sorted(kinds))} meters"
+            )
 
 
 def approve(

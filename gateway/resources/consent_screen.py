@@ -22,7 +22,7 @@ import falcon
 from sqlalchemy import select
 
 from gateway.config import Settings
-from gateway.consent.describe import describe_scope, describe_until
+from gateway.consent.describe import commodity_name, describe_scope, describe_until, shared_service_kinds
 from gateway.consent.lifecycle import (
     TERMS_VERSION,
     DecisionContext,
@@ -33,7 +33,7 @@ from gateway.consent.lifecycle import (
 from gateway.consent.requests import usable_for
 from gateway.errors import BadRequest, Conflict, GatewayError, NotFound
 from gateway.oauth.authorize import AuthorizationRequests
-from gateway.oauth.scope import parse_scope
+from gateway.oauth.scope import EspiScope, parse_scope
 from gateway.resources.login import safe_request_id
 from gateway.resources.pages import PageRenderer, origin_of
 from gateway.storage.base import utcnow
@@ -145,12 +145,13 @@ class ConsentScreenResource:
         binding = self._sessions.binding(req)
         return self._csrf.token(binding) if binding else ""
 
-    def _usage_points(self, req: falcon.Request, customer: RetailCustomer) -> list[UsagePoint]:
-        return list(
-            req.context.db.scalars(
-                select(UsagePoint).where(UsagePoint.customer_id == customer.id).order_by(UsagePoint.id)
-            )
-        )
+    def _usage_points(self, req: falcon.Request, customer: RetailCustomer, scope: EspiScope) -> list[UsagePoint]:
+        """The customer's meters this scope can share: of its commodities only (FB 5/10/11; all if it names none)."""
+        statement = select(UsagePoint).where(UsagePoint.customer_id == customer.id).order_by(UsagePoint.id)
+        kinds = shared_service_kinds(scope.function_blocks)
+        if kinds is not None:
+            statement = statement.where(UsagePoint.service_kind.in_(sorted(kinds)))
+        return list(req.context.db.scalars(statement))
 
     def _duration(self, pending: PendingAuthorizationRequest, consent_request: ConsentRequest | None) -> str:
         lifetime = (
@@ -181,8 +182,8 @@ class ConsentScreenResource:
         error: str | None = None,
         status: str = falcon.HTTP_200,
     ) -> None:
-        points = self._usage_points(req, customer)
         scope = parse_scope(consent_request.scope if consent_request is not None else pending.scope)
+        points = self._usage_points(req, customer, scope)
         application = pending.application
         context: dict[str, Any] = {
             "app": application,
@@ -191,6 +192,8 @@ class ConsentScreenResource:
             "duration": self._duration(pending, consent_request),
             "data_window": self._data_window(consent_request),
             "usage_points": [{"id": point.id, "label": usage_point_label(point)} for point in points],
+            # Meters of other commodities are not offered (the scope would never share them): say which are.
+            "commodities": _commodities(scope),
             # All pre-selected (the issue allows it); none is refused on submit.
             "selected": selected if selected is not None else {point.id for point in points},
             "request_id": pending.id,
@@ -325,3 +328,9 @@ class ConsentScreenResource:
         )
         resp.status = falcon.HTTP_303
         resp.location = location
+
+
+def _commodities(scope: EspiScope) -> str | None:
+    """ "electricity", "gas and water", …: the commodities a scope limits its meters to, or ``None`` for all."""
+    kinds = shared_service_kinds(scope.function_blocks)
+    return None if kinds is None else " and ".join(commodity_name(kind) for kind in sorted(kinds))

@@ -108,6 +108,12 @@ class DataWindow:
         start = earliest if self.start is None else max(self.start, earliest)
         return DataWindow(start=start, end=self.end)
 
+    def meets(self, start: int | None, end: int | None) -> bool:
+        """True when ``[start, end)`` overlaps the window (an unknown bound reaches as far as it can)."""
+        if end is not None and self.start is not None and end <= self.start:
+            return False
+        return not (start is not None and self.end is not None and start >= self.end)
+
     def contains(self, start: int | None, duration: int | None) -> bool:
         """True when ``[start, start + duration)`` lies entirely inside the window."""
         if not self.bounded:

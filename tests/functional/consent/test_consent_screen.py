@@ -145,3 +145,35 @@ def test_an_anonymous_consent_page_redirects_to_login(browser, alice):
     flow = browser.start()
     response = browser.consent_page(flow, status=303)
     assert response.headers["Location"] == f"/login?request={flow.request_id}"
+
+
+def test_meters_of_a_commodity_the_scope_does_not_share_are_not_offered(browser, alice, db):
+    """The scope names FB 5 (electricity): a gas meter would never be readable, so it is not on the list."""
+    gas = alice.usage_points[2]
+    gas.service_kind = 1
+    db.flush()
+    page = browser.consent_page(_logged_in_flow(browser))
+    offered = [int(box._value) for box in page.forms["consent-form"].fields["usage_point"]]
+    assert offered == [point.id for point in alice.usage_points[:2]]
+    assert "Alice meter 3" not in page.text
+
+
+def test_a_tampered_form_sharing_a_meter_of_another_commodity_is_refused(browser, alice, db):
+    gas = alice.usage_points[2]
+    gas.service_kind = 1
+    db.flush()
+    flow = _logged_in_flow(browser)
+    form = browser.consent_page(flow).forms["consent-form"]
+    form["accept_terms"].checked = True
+    fields = [*form.submit_fields(), ("decision", "authorize"), ("usage_point", str(gas.id))]
+    response = browser.app.post(form.action, fields, status=400)
+    assert f"usage point {gas.id} is a gas meter; this consent shares only electricity meters" in response.text
+    assert db.scalar(select(Subscription).where(Subscription.customer_id == alice.id)) is None
+
+
+def test_a_customer_without_meters_of_the_commodity_is_told_so(browser, alice, db):
+    for point in alice.usage_points:
+        point.service_kind = 2
+    db.flush()
+    page = browser.consent_page(_logged_in_flow(browser))
+    assert "You have no electricity meters to share yet." in page.html.get_text(" ")

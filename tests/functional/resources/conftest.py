@@ -12,9 +12,11 @@ from lxml import etree
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from gateway.consent.describe import shared_service_kinds
 from gateway.consent.lifecycle import TERMS_VERSION, DecisionContext, record_grant
 from gateway.espi import schemas
 from gateway.oauth.registration import RegisteredClient
+from gateway.oauth.scope import parse_scope_parameter
 from gateway.storage.ids import stable_uuid
 from gateway.storage.models import (
     Authorization,
@@ -210,7 +212,11 @@ def customer_token(
             status=303,
         )
         request_id = query_of(response.headers["Location"])["request"]
-        location = requests_service.approve(db, request_id, customer, [p.id for p in customer.usage_points], None)
+        # Every meter the consent screen offers: those of the scope's commodities (FB 5/10/11; all if it names none).
+        espi = parse_scope_parameter(scope).espi
+        kinds = None if espi is None else shared_service_kinds(espi.function_blocks)
+        points = [p.id for p in customer.usage_points if kinds is None or p.service_kind in kinds]
+        location = requests_service.approve(db, request_id, customer, points, None)
         record_grant(
             db,
             services.settings,

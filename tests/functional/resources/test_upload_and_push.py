@@ -23,7 +23,7 @@ from gateway.outbox.queue import enqueue
 from gateway.services import Services
 from gateway.storage import migrate
 from gateway.storage.engine import session_scope
-from gateway.storage.models import ApplicationInformation, ClientRole, IntervalBlock
+from gateway.storage.models import ApplicationInformation, Authorization, ClientRole, IntervalBlock
 from tests.functional.oauth.helpers import CLIENT_SCOPE, basic, make_client
 from tests.functional.resources.conftest import BASE, ESPI, bearer, entry_kinds
 
@@ -193,6 +193,30 @@ def test_revoked_consent_is_not_notified(
     db.flush()
     token = customer_token()
     testapp.delete(f"{BASE}/Authorization/{token.authorization_id}", headers=bearer(client_token), status=204)
+    assert upload_missing_day(testapp, db, tree, custodian_token, upload_token)["notifications_queued"] == 0
+
+
+def test_new_data_outside_the_consents_window_is_not_notified(
+    testapp, db, tree, customer_token, custodian_token, upload_token, app_client, listener
+):
+    """The new day (2024-01-03) lies before the consent's publishedPeriod: its Batch would hold nothing for the app."""
+    db.get(ApplicationInformation, app_client.application.id).notify_uri = listener.url
+    db.flush()
+    customer_token(window=(int(dt.datetime(2024, 1, 5, tzinfo=dt.UTC).timestamp()), None))
+    assert upload_missing_day(testapp, db, tree, custodian_token, upload_token)["notifications_queued"] == 0
+
+
+def test_new_data_of_a_commodity_the_consent_does_not_share_is_not_notified(
+    testapp, db, tree, customer_token, custodian_token, upload_token, app_client, listener
+):
+    db.get(ApplicationInformation, app_client.application.id).notify_uri = listener.url
+    db.flush()
+    token = customer_token()
+    # A consent for gas (FB 10) alone; the customer's meters are electricity (approve() would refuse them now).
+    db.get(
+        Authorization, token.authorization_id
+    ).scope = "FB=1_3_4_10_13_14_39;IntervalDuration=900;BlockDuration=daily"
+    db.flush()
     assert upload_missing_day(testapp, db, tree, custodian_token, upload_token)["notifications_queued"] == 0
 
 

@@ -6,7 +6,13 @@ import datetime as dt
 
 import pytest
 
-from gateway.consent.describe import describe_scope, history_in_months, history_start, shared_service_kinds
+from gateway.consent.describe import (
+    commodity_name,
+    describe_scope,
+    history_in_months,
+    history_start,
+    shared_service_kinds,
+)
 from gateway.oauth.scope import parse_scope
 
 
@@ -65,3 +71,10 @@ def test_a_scope_naming_commodities_tells_the_customer_the_others_stay_private()
 def test_a_scope_naming_no_commodity_promises_no_restriction():
     description = describe_scope(parse_scope("FB=1_3_4;IntervalDuration=900"))
     assert not any(item.startswith("Only your") for item in description.data)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"), [(0, "electricity"), (1, "gas"), (2, "water"), (3, "other"), (None, "other")]
+)
+def test_commodity_names_for_the_customer(kind, name):
+    assert commodity_name(kind) == name

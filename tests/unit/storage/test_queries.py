@@ -149,3 +149,20 @@ def test_data_window_of_an_authorization():
     assert DataWindow.of(authorization) == DataWindow(10, 15)
     assert DataWindow.of(Authorization()) == DataWindow(None, None)
     assert DataWindow(10, 15).contains(10, 5) and not DataWindow(10, 15).contains(9, 5)
+
+
+@pytest.mark.parametrize(
+    ("window", "start", "end", "meets"),
+    [
+        (DataWindow(), 100, 200, True),
+        (DataWindow(start=150), 100, 200, True),
+        (DataWindow(start=200), 100, 200, False),  # half-open: ends where the window starts
+        (DataWindow(end=100), 100, 200, False),
+        (DataWindow(start=50, end=150), 100, 200, True),
+        (DataWindow(start=300), None, 200, False),
+        (DataWindow(start=300), 100, None, True),  # no known end: it may reach into the window
+        (DataWindow(start=50, end=60), None, None, True),
+    ],
+)
+def test_a_data_window_meets_an_interval_when_they_overlap(window, start, end, meets):
+    assert window.meets(start, end) is meets
