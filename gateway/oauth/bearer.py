@@ -137,7 +137,8 @@ class Principal:
     def require(self, *kinds: PrincipalKind) -> Principal:
         """Return self if of one of ``kinds``, else raise 403 (a valid token of the wrong kind, ESPI-NOTES §3)."""
         if self.kind not in kinds:
-            raise forbidden(f"this resource is not available to a {self.kind} token")
+            article = "an" if self.kind[0] in "aeiou" else "a"
+            raise forbidden(f"this resource is not available to {article} {self.kind} token")
         return self
 
     def require_blocks(self, *blocks: int) -> Principal:

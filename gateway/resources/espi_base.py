@@ -243,7 +243,7 @@ class EspiApi:
         """The grant's usage point ``usage_point_id`` or 404."""
         found = queries.usage_point_row(self.db(req), grant, usage_point_id)
         if found is None:
-            raise NotFound(f"no UsagePoint {usage_point_id} in this subscription")
+            raise NotFound(f"no UsagePoint {usage_point_id} {_within(grant)}")
         return found
 
     def meter_reading(self, req: falcon.Request, grant: Grant, usage_point_id: int, meter_reading_id: int) -> Any:
@@ -361,6 +361,13 @@ def _subscription_grant(principal: Principal, subscription_id: int) -> Grant:
     if principal.subscription_id != subscription_id or principal.grant is None:
         raise forbidden("the token is not for this subscription")
     return principal.grant
+
+
+def _within(grant: Grant) -> str:
+    """Where a usage point was looked for, for 404 messages: the subscription, or the customer of an export grant."""
+    if grant.subscription_id is None:
+        return f"of RetailCustomer {grant.customer_id}"
+    return "in this subscription"
 
 
 def grant_parts(grant: Grant) -> tuple[object, ...]:

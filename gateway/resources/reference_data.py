@@ -2,7 +2,8 @@
 
 Shared between customers, yet still least privilege (SECURITY-CHECKLIST row 29): a customer token reads a ReadingType
 only if one of its visible MeterReadings measures it, and a LocalTimeParameters only if one of its usage points
-refers to it (404 otherwise); the custodian's token reads any. Other token kinds: 403.
+refers to it (404 otherwise); the custodian's and the upload token read any (a Download My Data export, which both
+may fetch, links to them, and neither holds personal data). Other token kinds: 403.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ __all__ = ["LocalTimeParametersResource", "ReadingTypeResource"]
 
 
 def _grant_of(api: EspiApi, req: falcon.Request) -> Grant | None:
-    """The customer's grant, or ``None`` for the custodian (who sees all reference data)."""
-    principal = api.authenticate(req, "customer", "custodian")
-    if principal.kind == "custodian":
+    """The customer's grant, or ``None`` for the custodian or upload token (who see all reference data)."""
+    principal = api.authenticate(req, "customer", "custodian", "upload")
+    if principal.kind != "customer":
         return None
     if principal.subscription_id is None or principal.customer_id is None:
         raise NotFound("not found")

@@ -38,7 +38,8 @@ KINDS = ("customer", "client", "registration", "custodian", "upload")
 KIND_RULES: tuple[tuple[str, frozenset[str]], ...] = (
     (r"^/Batch/Subscription/", frozenset({"customer"})),
     (r"^/Subscription/", frozenset({"customer"})),
-    (r"^/(ReadingType|LocalTimeParameters)/", frozenset({"customer", "custodian"})),
+    # The items are linked from a Download My Data export, which the upload token may fetch too.
+    (r"^/(ReadingType|LocalTimeParameters)/", frozenset({"customer", "custodian", "upload"})),
     # GET by the custodian reads every record (root collections); PUT/DELETE stay the owner's (403 for it).
     (r"^/Authorization", frozenset({"client", "custodian"})),
     (r"^/ApplicationInformation/", frozenset({"registration", "custodian"})),

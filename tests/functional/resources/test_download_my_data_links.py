@@ -134,6 +134,30 @@ def test_the_upload_token_follows_the_exports_usage_tree(testapp, tree, upload_t
         valid(testapp.get(route(c, template, tree), headers=bearer(upload_token), status=200).body)
 
 
+def test_the_upload_token_follows_every_link_of_the_export_too(testapp, tree, upload_token, valid):
+    """The export links to shared ReadingType and LocalTimeParameters entries: readable with the export's token.
+
+    Their entries' ``up`` links lead to the root collections, which stay the custodian's (403 here, not followed).
+    """
+    c = tree.customer.id
+    export_body = valid(testapp.get(export(c), headers=bearer(upload_token), status=200).body)
+    roots = {f"{BASE}/ReadingType", f"{BASE}/LocalTimeParameters"}
+    linked = set(hrefs(export_body)) - roots
+    shared = {f"{BASE}/ReadingType/{tree.reading_type}", f"{BASE}/LocalTimeParameters/{tree.local_time_parameters}"}
+    assert shared <= linked
+    for path in sorted(linked):
+        valid(testapp.get(path, headers=bearer(upload_token), status=200).body)
+    response = testapp.get(f"{BASE}/ReadingType", headers=bearer(upload_token), status=403)
+    assert "not available to an upload token" in response.text
+
+
+def test_a_usage_point_not_of_the_customer_is_404_naming_the_customer(testapp, tree, bob_tree, custodian_token):
+    c = tree.customer.id
+    path = f"{BASE}/RetailCustomer/{c}/UsagePoint/{bob_tree.usage_points[0]}"
+    response = testapp.get(path, headers=bearer(custodian_token), status=404)
+    assert f"no UsagePoint {bob_tree.usage_points[0]} of RetailCustomer {c}" in response.text
+
+
 @pytest.mark.parametrize("template", TREE_ROUTES[1:])
 def test_another_customers_usage_tree_under_c_is_404(testapp, tree, bob_tree, custodian_token, template):
     response = testapp.get(route(tree.customer.id, template, bob_tree), headers=bearer(custodian_token), status=404)
