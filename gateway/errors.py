@@ -18,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 __all__ = [
     "BadRequest",
+    "BulkBuildFailed",
     "Conflict",
     "Forbidden",
     "GatewayError",
@@ -108,6 +109,14 @@ class TooManyRequests(GatewayError):
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class BulkBuildFailed(GatewayError):
+    """Every attempt to build a bulk failed; the next request starts a new build (ESPI-NOTES §9: never 202 forever)."""
+
+    status = falcon.HTTP_500
+    code = "bulk_build_failed"
+    title = "Bulk build failed"
 
 
 class ServiceUnavailable(GatewayError):

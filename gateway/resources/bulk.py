@@ -43,7 +43,7 @@ import falcon
 from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import BulkBuildFailed, NotFound
 from gateway.espi.links import ResourceLinks
 from gateway.espi.writer import Entry, Link, feed, feed_link
 from gateway.resources.batch import usage_tree
@@ -75,7 +75,6 @@ from gateway.web.params import DEFAULT_MAX_RESULTS, MAX_DEPTH, FeedQuery, format
 
 __all__ = [
     "BULK_ID",
-    "BulkBuildFailed",
     "BulkContents",
     "BulkResource",
     "BulkSelection",
@@ -100,14 +99,6 @@ INFLATE_PIECE = 256 * 1024
 """Bytes of XML inflated at a time when a client does not accept gzip (memory stays flat)."""
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-class BulkBuildFailed(GatewayError):
-    """Every attempt to build a bulk failed; the next request starts a new build (ESPI-NOTES §9: never 202 forever)."""
-
-    status = falcon.HTTP_500
-    code = "bulk_build_failed"
-    title = "Bulk build failed"
 
 
 # -- the canonical request --------------------------------------------------------------------------------------
