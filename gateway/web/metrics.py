@@ -21,6 +21,8 @@ from gateway.metrics import MULTIPROC_ENV, DatabaseCollector, Metrics
 
 __all__ = ["MetricsMiddleware", "MetricsResource"]
 
+_KNOWN_METHODS = frozenset(falcon.COMBINED_METHODS)
+
 
 class MetricsMiddleware:
     """Count every request by route template (never the raw path: ids would explode the label space)."""
@@ -39,7 +41,9 @@ class MetricsMiddleware:
         if started is None:
             return
         elapsed = time.perf_counter() - started
-        key = (req.method, req.uri_template or "unmatched", resp.status_code)
+        # gunicorn passes any token as a method: unknown ones share one label, or a client could grow the label space.
+        method = req.method if req.method in _KNOWN_METHODS else "other"
+        key = (method, req.uri_template or "unmatched", resp.status_code)
         children = self._children.get(key)
         if children is None:
             method, route, status = key

@@ -120,3 +120,19 @@ def test_metrics_count_each_route_method_and_status():
     assert counted("gateway_http_requests_total", {"method": "GET", "route": "/hello/{n:int}", "status": "200"}) == 3
     assert counted("gateway_http_requests_total", {"method": "POST", "route": "/hello/{n:int}", "status": "405"}) == 1
     assert counted("gateway_http_request_duration_seconds_count", {"method": "GET", "route": "/hello/{n:int}"}) == 3
+
+
+def test_metrics_fold_unknown_methods_into_one_label():
+    """Any token is a method to gunicorn: a client inventing methods must not grow the label space (or our memory)."""
+    metrics = Metrics()
+    middleware = MetricsMiddleware(metrics)
+    app = falcon.App(middleware=[middleware])
+    app.add_route("/hello/{n:int}", Hello())
+    statuses = []
+    for number in range(50):  # straight to the app: falcon's test client warns about such methods (wsgiref.validate)
+        environ = falcon.testing.create_environ("/hello/1", method=f"INVENTED{number}")
+        b"".join(app(environ, lambda status, headers, *_: statuses.append(status)))  # type: ignore[arg-type]
+    (status,) = set(statuses)
+    sample = {"method": "other", "route": "/hello/{n:int}", "status": status.split()[0]}
+    assert metrics.registry.get_sample_value("gateway_http_requests_total", sample) == 50
+    assert len(middleware._children) == 1
