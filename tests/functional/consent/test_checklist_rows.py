@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -201,7 +202,19 @@ def test_row_37_dashboard_revoke_kills_everything_at_once(gateway, browser):
     assert refresh.json()["error"] == "invalid_grant"
     assert _introspect(gateway, tokens["access_token"]) == {"active": False}
     assert consent_id in history and "Revoked" in history
-    assert any(tokens["authorizationURI"].encode() in body for body in gateway.fake_app.notifications)
+    assert _notified(gateway, tokens["authorizationURI"])
+
+
+def _notified(gateway: LiveGateway, url: str, timeout: float = 15.0) -> bool:
+    """True once a BatchList naming ``url`` reached the app. The served gateway runs its own outbox worker, which may
+    have leased the message before this test's ``run_once``: then it is delivered by that worker, a moment later."""
+    deadline = time.monotonic() + timeout
+    while not any(url.encode() in body for body in gateway.fake_app.notifications):
+        if time.monotonic() > deadline:
+            return False
+        run_once(gateway.services)
+        time.sleep(0.1)
+    return True
 
 
 def test_row_37_api_delete_kills_everything_at_once(gateway, browser):
