@@ -16,7 +16,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, Literal
 
-from sqlalchemy import BindParameter, Connection, Select, bindparam, select
+from sqlalchemy import BindParameter, Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import Forbidden, Unauthorized
@@ -34,6 +34,7 @@ from gateway.storage.models import (
     TokenType,
 )
 from gateway.storage.oauth import SubjectKind
+from gateway.storage.prepared import PreparedSelect
 from gateway.storage.queries import (
     Grant,
     consent_grant,
@@ -79,7 +80,7 @@ _LOOKUP_WIDTH = len(_LOOKUP_COLUMNS.selected_columns)
 
 
 @functools.lru_cache(maxsize=16)
-def _lookup(digest_count: int, usage_point: bool = False) -> Select[Any]:
+def _lookup(digest_count: int, usage_point: bool = False) -> PreparedSelect:
     candidates: list[BindParameter[Any]] = [bindparam(f"d{index}") for index in range(digest_count)]
     statement = (
         _LOOKUP_COLUMNS.join(_application, _application.c.id == _token.c.application_id)
@@ -89,7 +90,8 @@ def _lookup(digest_count: int, usage_point: bool = False) -> Select[Any]:
         .limit(1)
     )
     # Each query costs ~20 µs of SQLAlchemy on top of SQLite's own work: a UsagePoint's row rides along instead.
-    return with_subscription_usage_point(statement) if usage_point else statement
+    # Prepared: the lookup runs on every resource request (see gateway.storage.prepared).
+    return PreparedSelect(with_subscription_usage_point(statement) if usage_point else statement)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -216,12 +218,12 @@ class BearerTokenChecker:
         if usage_point_id is not None:
             parameters["usage_point_id"] = usage_point_id
         if isinstance(db, Connection):
-            row = db.execute(statement, parameters).first()
+            row = statement.first(db, parameters)
         elif self._reads is None:
-            row = db.connection().execute(statement, parameters).first()
+            row = statement.first(db.connection(), parameters)
         else:
             with self._reads.connection(db) as connection:
-                row = connection.execute(statement, parameters).first()
+                row = statement.first(connection, parameters)
         if row is None:
             raise unauthorized("the token is unknown, expired or revoked")
         (
