@@ -17,6 +17,7 @@ writes must stay atomic and visible to its reads), everything simply goes throug
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -24,7 +25,9 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 __all__ = ["HotPath"]
 
@@ -46,7 +49,10 @@ class HotPath:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._autocommit: Engine | None = None
+        self._held_connections: Engine | None = None
         self._lock = threading.Lock()
+        self._held = threading.local()
+        self._every_held: list[tuple[int, Connection]] = []
 
     @classmethod
     def for_engine(cls, engine: Engine) -> HotPath:
@@ -67,6 +73,17 @@ class HotPath:
                     event.listen(autocommit, "connect", _autocommit_connection)
                     self._autocommit = autocommit
         return self._autocommit
+
+    def _held_engine(self) -> Engine:
+        """Connections held by threads come from an engine without a pool: however many threads a worker runs,
+        they never take the pooled connections that :meth:`connection` hands out."""
+        if self._held_connections is None:
+            with self._lock:
+                if self._held_connections is None:
+                    held = create_engine(self._engine.url, poolclass=NullPool)
+                    event.listen(held, "connect", _autocommit_connection)
+                    self._held_connections = held
+        return self._held_connections
 
     def _applies(self, session: Session | sessionmaker[Session]) -> bool:
         if self._engine.dialect.name != "sqlite":
@@ -99,9 +116,49 @@ class HotPath:
             return None
         return self._autocommit_engine().connect()
 
+    @contextmanager
+    def single_read(self, session: Session | sessionmaker[Session]) -> Iterator[Connection | None]:
+        """A connection for one read statement whose result the caller consumes at once, or ``None``.
+
+        The token lookup of a request that needs nothing else from the database (``GET …/UsagePoint/{u}``, whose
+        row rides along with the token's) would otherwise check a connection out of the pool and back in around
+        one ``SELECT``: about as much work as the query. Each thread keeps one autocommit connection for such reads
+        instead. Nothing is ever left open on it (the statement's cursor is closed at once; no transaction is begun
+        at the driver), so holding it between requests holds no lock and no WAL snapshot. After a database error it
+        is discarded, and a forked process never uses its parent's (it is keyed by the process id). ``None`` where
+        the hot path does not apply (see :meth:`connection`).
+        """
+        if not self._applies(session):
+            yield None
+            return
+        pid = os.getpid()
+        connection: Connection | None = getattr(self._held, "connection", None)
+        if connection is None or getattr(self._held, "pid", None) != pid or connection.closed or connection.invalidated:
+            connection = self._held.connection = self._held_engine().connect()
+            self._held.pid = pid
+            with self._lock:
+                self._every_held.append((pid, connection))
+        try:
+            yield connection
+        except DBAPIError:
+            # Whatever the database said, a fresh connection answers the next request.
+            self._held.connection = None
+            with self._lock:
+                self._every_held.remove((pid, connection))
+            connection.invalidate()
+            raise
+
     def dispose(self) -> None:
-        if self._autocommit is not None:
-            self._autocommit.dispose()
+        """Close the connections this process holds or pools (at shutdown; a thread still holding one makes anew)."""
+        with self._lock:
+            held, self._every_held = self._every_held, []
+        pid = os.getpid()
+        for owner, connection in held:
+            if owner == pid and not connection.closed:  # never a parent's, inherited through a fork
+                connection.close()
+        for engine in (self._autocommit, self._held_connections):
+            if engine is not None:
+                engine.dispose()
 
 
 _REGISTRY_LOCK = threading.Lock()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import falcon
 from sqlalchemy import Connection, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import Settings
 from gateway.errors import NotFound
@@ -167,15 +167,18 @@ class EspiApi:
             return reads
         if self.hotpath is None:
             return None
-        # Asked of the session's factory when the request has not made its session (nothing makes one to ask).
-        context = req.context
-        connection = self.hotpath.connection_for(
-            context.session_source() if isinstance(context, RequestContext) else context.db
-        )
+        connection = self.hotpath.connection_for(self._session_source(req))
         if connection is None:
             return None
         reads = req.context.espi_reads = _ReadConnection(connection)
         return reads
+
+    @staticmethod
+    def _session_source(req: falcon.Request) -> Session | sessionmaker[Session]:
+        """The request's session, or the factory that would make it when it has not made one (nothing makes one
+        just to ask :class:`gateway.oauth.hotpath.HotPath` which connection to use)."""
+        context = req.context
+        return context.session_source() if isinstance(context, RequestContext) else context.db
 
     # -- checks (never generators) --------------------------------------------------------------------------------
 
@@ -203,9 +206,16 @@ class EspiApi:
         self, req: falcon.Request, subscription_id: int, usage_point_id: int
     ) -> tuple[Grant, Any]:
         """As :meth:`customer_grant` then :meth:`usage_point` (403, then 404), read with the token in one query."""
-        principal, point = self.bearer_auth.require_with_usage_point(
-            req, usage_point_id, "customer", db=self.connection(req)
-        )
+        if self.hotpath is None or getattr(req.context, "espi_reads", None) is not None:
+            principal, point = self.bearer_auth.require_with_usage_point(
+                req, usage_point_id, "customer", db=self.connection(req)
+            )
+        else:
+            # The one query this request makes: on the thread's held read connection, not a pooled one of its own.
+            with self.hotpath.single_read(self._session_source(req)) as held:
+                principal, point = self.bearer_auth.require_with_usage_point(
+                    req, usage_point_id, "customer", db=held if held is not None else self.connection(req)
+                )
         self.limiter.check(principal.client_id)
         grant = _subscription_grant(principal, subscription_id)
         if point is None:

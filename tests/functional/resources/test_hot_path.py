@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 import webtest
-from sqlalchemy import Engine, event, update
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import Pool
 
 from gateway.app import create_app
 from gateway.oauth.hotpath import HotPath
@@ -100,17 +101,23 @@ def gateway(tmp_path) -> Iterator[FileGateway]:
 
 @pytest.fixture
 def statements() -> Iterator[list[str]]:
-    """Every SQL statement any engine runs meanwhile (the app's and the hot path's own autocommit engine)."""
+    """Every SQL statement SQLite runs meanwhile on any connection checked out of any pool (the app's and the hot
+    path's own autocommit engine), as SQLite itself reports them: statements the bearer check runs on the driver's
+    cursor (gateway.storage.prepared) never pass SQLAlchemy's execution events."""
     seen: list[str] = []
+    traced: list[Any] = []
 
-    def record(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
+    def trace(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        dbapi_connection.set_trace_callback(seen.append)
+        traced.append(dbapi_connection)
 
-    event.listen(Engine, "before_cursor_execute", record)
+    event.listen(Pool, "checkout", trace)
     try:
         yield seen
     finally:
-        event.remove(Engine, "before_cursor_execute", record)
+        event.remove(Pool, "checkout", trace)
+        for dbapi_connection in traced:
+            dbapi_connection.set_trace_callback(None)
 
 
 def revoke(services: Services, **values: Any) -> None:
