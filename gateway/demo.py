@@ -2,7 +2,9 @@
 
 ``gateway demo`` calls :func:`load_demo`, which is idempotent: customers and their data are created once (importing
 the same sample files again changes nothing, since resource ids are stable); the apps' secrets are re-issued on
-every run so they can be printed (only their digests are stored).
+every run so they can be printed (only their digests are stored). The sample files are imported as ``gateway import``
+does (:func:`gateway.notifications.import_and_notify`): on a later run, after a customer has connected the demo app,
+regenerated sample data is announced to it (FB 39) like any other import, and unchanged data is not.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def _ensure_client(
 
 def load_demo(services: Services) -> DemoInfo:
     """Create the demo customers, import their sample data, and register the demo clients (idempotent)."""
-    from gateway.espi.ingest import import_feed
+    from gateway.notifications import import_and_notify
 
     settings = services.settings
     data_dir = sample_data_dir()
@@ -103,9 +105,8 @@ def load_demo(services: Services) -> DemoInfo:
                 path = data_dir / name
                 if not path.is_file():
                     raise NotFound(f"sample data file {path} is missing: run `gateway sample-data` to generate it")
-                with session.begin_nested():
-                    report = import_feed(session, path, customer=customer)
-                imported.append({"file": name, **report.to_json()})
+                report, queued = import_and_notify(session, settings, path, customer=customer)
+                imported.append({"file": name, **report.to_json(), "notifications_queued": queued})
             customers.append(
                 {
                     "username": spec.username,

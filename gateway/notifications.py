@@ -3,8 +3,9 @@
 When data is uploaded or imported for a customer, the custodian POSTs an ESPI ``BatchList`` to the
 ``thirdPartyNotifyUri`` of every app holding an active consent that covers an affected usage point: one URL per
 subscription, ``Batch/Subscription/{s}?published-min=…&published-max=…`` for the new data's window, so the app fetches
-just what changed. Authorization changes are announced by :mod:`gateway.consent.lifecycle`; a ready bulk by
-:func:`notify_bulk_ready`.
+just what changed. Every way data comes in goes through :func:`import_and_notify`: the upload
+(``POST Batch/RetailCustomer/{c}/UsagePoint``), ``gateway import`` and the demo loader. Authorization changes are
+announced by :mod:`gateway.consent.lifecycle`; a ready bulk by :func:`notify_bulk_ready`.
 
 Durability is the outbox's (transactional outbox): :func:`notify_new_data` only adds ``espi_batch_list`` rows to the
 caller's session, in the same transaction as the data, so the notification exists if and only if the data committed.
@@ -25,13 +26,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
+from gateway.espi.ingest import ImportReport, import_feed
 from gateway.espi.links import ResourceLinks
+from gateway.espi.safe_xml import DEFAULT_LIMITS, XmlLimits, XmlSource
 from gateway.espi.writer import batch_list_document
 from gateway.outbox.delivery import is_development, post_to_app, register_deliverer
 from gateway.outbox.queue import enqueue
 from gateway.storage.application import ApplicationInformation, ApplicationStatus
 from gateway.storage.authorization import Authorization, AuthorizationStatus, Subscription, subscription_usage_point
 from gateway.storage.base import utcnow
+from gateway.storage.customer import RetailCustomer
 from gateway.storage.outbox import OutboxMessage
 from gateway.storage.queries import consent_grant
 from gateway.storage.usage import IntervalBlock, MeterReading, UsagePoint, interval_reading_table
@@ -41,6 +45,7 @@ __all__ = [
     "ChangedData",
     "changed_data",
     "fingerprint",
+    "import_and_notify",
     "notify_bulk_ready",
     "notify_new_data",
     "post_batch_list",
@@ -179,6 +184,38 @@ def notify_new_data(
         for (application_id, uri), urls in by_app.items()
         if uri
     ]
+
+
+def import_and_notify(
+    session: Session,
+    settings: Settings,
+    source: XmlSource,
+    *,
+    customer: RetailCustomer,
+    lenient: bool = False,
+    progress: Callable[[int], None] | None = None,
+    limits: XmlLimits = DEFAULT_LIMITS,
+) -> tuple[ImportReport, int]:
+    """Import a feed for ``customer`` and queue the FB 39 pushes its new data calls for; return the report and the
+    number of BatchLists queued.
+
+    The one way data comes in (upload, ``gateway import``, the demo): fingerprint the customer's IntervalBlocks,
+    :func:`gateway.espi.ingest.import_feed`, flush, compare (:func:`changed_data`) and :func:`notify_new_data`, all in
+    one SAVEPOINT of the caller's transaction, which it neither commits nor rolls back. A rejected file leaves neither
+    data nor notifications and the transaction usable; once the caller commits, the import and its outbox rows are
+    committed together (ESPI REQ.21 FB 39; transactional outbox).
+
+    Raises:
+        gateway.espi.safe_xml.XmlRejected: as :func:`gateway.espi.ingest.import_feed`.
+        gateway.espi.ingest.FeedRejected: as :func:`gateway.espi.ingest.import_feed`.
+    """
+    with session.begin_nested():
+        before = fingerprint(session, customer.id)
+        report = import_feed(session, source, customer=customer, lenient=lenient, progress=progress, limits=limits)
+        session.flush()
+        change = changed_data(customer.id, before, fingerprint(session, customer.id))
+        queued = notify_new_data(session, settings, change)
+    return report, len(queued)
 
 
 def notify_bulk_ready(

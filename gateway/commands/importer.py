@@ -3,6 +3,11 @@
 Each file is imported in its own transaction (NAESB REQ.21 ESPI feeds, read by :mod:`gateway.espi.ingest`):
 it is stored completely or not at all, and a rejected file does not stop the others. The exit status is 1
 when any file was rejected, with its line-numbered errors on standard error.
+
+Like an upload, an import tells the apps holding a consent on the affected usage points (ESPI REQ.21 FB 39):
+:func:`gateway.notifications.import_and_notify` queues their BatchList pushes in the file's transaction, so a
+committed file always has its notifications committed with it (delivered by ``gateway worker``) and a rejected
+or re-imported file queues none. Each file reports how many it queued.
 """
 
 from __future__ import annotations
@@ -16,13 +21,22 @@ from typing import IO, Any
 
 from gateway.commands.output import EXIT_FAILURE, EXIT_OK, add_json_flag, load_services
 from gateway.customers import get_customer_by_username
-from gateway.espi.ingest import FeedRejected, ImportReport, import_feed
+from gateway.espi.ingest import FeedRejected, ImportReport
 from gateway.espi.safe_xml import XmlRejected
+from gateway.notifications import import_and_notify
+from gateway.services import Services
 from gateway.storage.engine import session_scope
 
 __all__ = ["import_command", "register"]
 
-_SUMMARY_KEYS = ("usage_points", "meter_readings", "interval_blocks", "interval_readings", "warnings")
+_SUMMARY_KEYS = (
+    "usage_points",
+    "meter_readings",
+    "interval_blocks",
+    "interval_readings",
+    "warnings",
+    "notifications_queued",
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Import Green Button (ESPI) feeds for a retail customer, each file in its own transaction. "
             "Strict by default: a file that is not valid ESPI is rejected with line-numbered errors. "
-            "Importing the same file again changes nothing."
+            "Importing the same file again changes nothing. Apps with a consent on the affected usage points "
+            "get a push notification queued (FB 39), delivered by `gateway worker`."
         ),
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="Atom feed or entry files (UTF-8 XML)")
@@ -70,18 +85,20 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _summary(report: ImportReport) -> dict[str, int]:
+def _summary(report: ImportReport, notifications_queued: int) -> dict[str, int]:
     return {
         "usage_points": report.usage_points.total,
         "meter_readings": report.meter_readings.total,
         "interval_blocks": report.interval_blocks.total,
         "interval_readings": report.interval_readings,
         "warnings": report.warning_count,
+        "notifications_queued": notifications_queued,
     }
 
 
-def _import_one(args: argparse.Namespace, sessions: Any, path: Path) -> dict[str, Any]:
-    """Import one file in its own transaction; return its result (never raises for a bad file)."""
+def _import_one(args: argparse.Namespace, services: Services, path: Path) -> dict[str, Any]:
+    """Import one file and queue its push notifications in one transaction; return its result (never raises for a
+    bad file)."""
     result: dict[str, Any] = {"file": str(path)}
     try:
         size = path.stat().st_size
@@ -93,10 +110,15 @@ def _import_one(args: argparse.Namespace, sessions: Any, path: Path) -> dict[str
         }
     bar = ProgressBar(path.name, size, sys.stderr) if sys.stderr.isatty() and not args.json else None
     try:
-        with session_scope(sessions) as session:
+        with session_scope(services.sessions) as session:
             customer = get_customer_by_username(session, args.customer)
-            report = import_feed(
-                session, path, customer=customer, lenient=args.lenient, progress=bar.update if bar else None
+            report, queued = import_and_notify(
+                session,
+                services.settings,
+                path,
+                customer=customer,
+                lenient=args.lenient,
+                progress=bar.update if bar else None,
             )
     except FeedRejected as error:
         return {**result, "status": "rejected", "errors": [issue.to_json() for issue in error.errors]}
@@ -112,7 +134,7 @@ def _import_one(args: argparse.Namespace, sessions: Any, path: Path) -> dict[str
     finally:
         if bar is not None:
             bar.close()
-    return {**result, "status": "imported", **_summary(report), "report": report.to_json()}
+    return {**result, "status": "imported", **_summary(report, queued), "report": report.to_json()}
 
 
 def _json_result(result: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +155,8 @@ def _print_human(results: list[dict[str, Any]]) -> None:
                 f"imported {result['file']}: {result['usage_points']} usage point(s), "
                 f"{result['meter_readings']} meter reading(s), "
                 f"{result['interval_blocks']} interval block(s), "
-                f"{result['interval_readings']} reading(s), {result['warnings']} warning(s)"
+                f"{result['interval_readings']} reading(s), {result['warnings']} warning(s), "
+                f"{result['notifications_queued']} notification(s) queued"
             )
             report = result["report"]
             for totals in report["meter_reading_totals"]:
@@ -149,11 +172,12 @@ def _print_human(results: list[dict[str, Any]]) -> None:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    """Import each file for ``--customer``; exit 1 if the customer is unknown or any file was rejected."""
+    """Import each file for ``--customer`` and queue the FB 39 pushes of its new data; exit 1 if the customer is
+    unknown or any file was rejected."""
     services = load_services(args)
     with session_scope(services.sessions) as session:
         get_customer_by_username(session, args.customer)  # NotFound → "error: no customer named …", exit 1
-    results = [_import_one(args, services.sessions, Path(name)) for name in args.files]
+    results = [_import_one(args, services, Path(name)) for name in args.files]
     imported = [r for r in results if r["status"] == "imported"]
     if args.json:
         total = {key: sum(r[key] for r in imported) for key in _SUMMARY_KEYS}

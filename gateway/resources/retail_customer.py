@@ -8,10 +8,10 @@ unknown customer is 404 (these callers may see every customer).
 - ``GET``: every usage point of the customer with its whole tree, streamed, under ``RetailCustomer/{c}`` links;
   FB 37 parameters as for ``Batch/Subscription`` (see :mod:`gateway.resources.batch`).
 - ``POST``: a Green Button feed (``application/atom+xml``) imported for the customer through
-  :func:`gateway.espi.ingest.import_feed` (size-capped by ``GATEWAY_MAX_UPLOAD_BYTES``, hardened parser, strict
-  schema, one SAVEPOINT: all or nothing), then every app with an active consent on an affected usage point gets a
-  BatchList push queued in the same transaction (:func:`gateway.notifications.notify_new_data`). Answers 200 with
-  the import report and the number of notifications queued.
+  :func:`gateway.notifications.import_and_notify`, as ``gateway import`` does (size-capped by
+  ``GATEWAY_MAX_UPLOAD_BYTES``, hardened parser, strict schema, one SAVEPOINT: all or nothing): every app with an
+  active consent on an affected usage point gets a BatchList push queued in the same transaction (FB 39). Answers
+  200 with the import report and the number of notifications queued.
 - ``RetailCustomer/{c}/UsagePoint``, ``RetailCustomer/{c}/UsagePoint/{u}`` and the tree below it
   (``MeterReading[/{m}[/IntervalBlock[/{b}]]]``, ``UsageSummary[/{id}]`` also as ``ElectricPowerUsageSummary``,
   ``ElectricPowerQualitySummary[/{id}]``), GET only: every ``self``, ``up`` and ``related`` link of an export
@@ -29,10 +29,9 @@ from typing import IO, cast
 import falcon
 
 from gateway.errors import NotFound, UnsupportedMediaType
-from gateway.espi.ingest import import_feed
 from gateway.espi.safe_xml import XmlLimits
 from gateway.espi.writer import usage_point_entry
-from gateway.notifications import changed_data, fingerprint, notify_new_data
+from gateway.notifications import import_and_notify
 from gateway.oauth.bearer import PrincipalKind
 from gateway.resources.batch import usage_tree
 from gateway.resources.espi_base import EspiApi, grant_parts
@@ -96,14 +95,15 @@ class RetailCustomerBatchResource:
         customer = self._customer(req, c)
         if (req.content_type or "").split(";")[0].strip().lower() not in _XML_TYPES:
             raise UnsupportedMediaType("upload a Green Button feed as application/atom+xml")
-        session = req.context.db
-        before = fingerprint(session, customer.id)
         limits = XmlLimits(max_bytes=self.api.settings.max_upload_bytes)
-        report = import_feed(session, cast("IO[bytes]", req.bounded_stream), customer=customer, limits=limits)
-        session.flush()
-        change = changed_data(customer.id, before, fingerprint(session, customer.id))
-        queued = notify_new_data(session, self.api.settings, change)
-        document = {"import": report.to_json(), "notifications_queued": len(queued)}
+        report, queued = import_and_notify(
+            req.context.db,
+            self.api.settings,
+            cast("IO[bytes]", req.bounded_stream),
+            customer=customer,
+            limits=limits,
+        )
+        document = {"import": report.to_json(), "notifications_queued": queued}
         resp.content_type = "application/json"
         resp.data = json.dumps(document).encode()
 

@@ -3,6 +3,10 @@
 Each file is imported in one transaction (``gateway.espi.ingest``): a process that dies before its commit leaves
 nothing behind, whatever it had already written. The test waits until the import has visibly written (PostgreSQL's
 table grows with the uncommitted rows; SQLite's write-ahead log fills), kills it, and counts.
+
+The killed import's usage points have a consenting app with a notify URI, so its FB 39 push would be queued in the
+same transaction (``gateway.notifications.import_and_notify``): no BatchList may survive the kill either, while a
+committed import of the same usage points does queue one.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from gateway.config import Settings
-from gateway.customers import add_customer
+from gateway.customers import add_customer, get_customer_by_username
 from gateway.services import Services
 from gateway.storage import migrate
 from gateway.storage.engine import session_scope
 from gateway.storage.models import IntervalBlock, MeterReading, UsagePoint, interval_reading_table
 from tests.faults.feeds import write_feed
 from tests.faults.live import environ_for
+from tests.functional.push_fixtures import add_active_consent, batch_lists
 from tests.support.postgres import PostgresCluster
 
 WRITTEN_BYTES = {"sqlite": 2 << 20, "postgresql": 8 << 20}
@@ -82,11 +87,14 @@ def test_an_import_killed_mid_way_leaves_no_partial_data(
     migrate.upgrade(services.engine)
     with session_scope(services.sessions) as session:
         add_customer(session, services.passwords, username="alice", email="a@example.com", password="x" * 16)
+    # The big feed's first day (same seed, so the same usage points): the consent below covers what it will change.
     small = tmp_path / "small.xml"
-    write_feed(small, usage_points=1, days=3, seed=1)
+    write_feed(small, usage_points=8, days=1, seed=2)
     big, readings = big_feed
     try:
         assert _import(environ, small).wait(60) == 0
+        with session_scope(services.sessions) as session:
+            add_active_consent(session, services, get_customer_by_username(session, "alice"))
         before = _counts(services.engine)
         baseline = written(services.engine)
         process = _import(environ, big)
@@ -99,15 +107,23 @@ def test_an_import_killed_mid_way_leaves_no_partial_data(
         os.kill(process.pid, signal.SIGKILL)
         status = process.wait(30)
         after = _counts(services.engine)
+        pushes_after_kill = batch_lists(services.engine)
         # The database is still usable: a later import goes through.
         third = tmp_path / "third.xml"
         write_feed(third, usage_points=1, days=1, seed=3)
         assert _import(environ, third).wait(60) == 0
         finally_counts = _counts(services.engine)
+        # And the consent is live: a committed second day of the same usage points queues its BatchList.
+        second_day = tmp_path / "second_day.xml"
+        write_feed(second_day, usage_points=8, days=2, seed=2)
+        assert _import(environ, second_day).wait(60) == 0
+        pushes_committed = batch_lists(services.engine)
     finally:
         services.engine.dispose()
     print(f"{backend}: killed after {progressed} bytes written of a {readings}-reading import; counts {before}")
     assert status == -signal.SIGKILL
     assert progressed >= WRITTEN_BYTES[backend]
     assert after == before
+    assert pushes_after_kill == []
     assert finally_counts["interval_reading"] == before["interval_reading"] + 96
+    assert [payload["reason"] for payload in pushes_committed] == ["data"]

@@ -1,6 +1,7 @@
 """``gateway import FILE... --customer USERNAME [--lenient] [--json]``.
 
-One transaction per file, clear errors, exit statuses, and idempotent re-runs.
+One transaction per file, clear errors, exit statuses, idempotent re-runs, and the FB 39 push notifications a
+committed file queues for the apps holding a consent on its usage points (as an upload does).
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from sqlalchemy import func, select
 from gateway import cli
 from gateway.commands import importer
 from gateway.commands.output import run_handler
-from gateway.storage.engine import make_engine
+from gateway.config import Settings
+from gateway.customers import get_customer_by_username
+from gateway.services import Services
+from gateway.storage.engine import make_engine, session_scope
 from gateway.storage.usage import interval_reading_table
+from tests.conftest import BASE_URL
+from tests.faults.feeds import write_feed
+from tests.functional.push_fixtures import NOTIFY_URI, add_active_consent, batch_lists
 from tests.unit.espi.test_ingest import FeedBuilder
 
 
@@ -162,3 +169,71 @@ def test_real_sample_imports(capsys, environ, shared_espi) -> None:
         "USD",
         13,
     )
+
+
+# FB 39: an operator's import tells the apps, as an upload does (gateway.notifications.import_and_notify).
+
+
+@pytest.fixture
+def subscription(capsys: pytest.CaptureFixture[str], environ: dict[str, str], tmp_path: Path) -> int:
+    """alice's first day imported, then an app with a notify URI given an active consent on her usage point."""
+    first = tmp_path / "first.xml"
+    first.write_bytes(FeedBuilder().standard(blocks=1))
+    assert import_json(capsys, environ, [first])[0] == 0
+    services = Services.build(Settings.from_env(environ))
+    try:
+        with session_scope(services.sessions) as session:
+            subscription_id = add_active_consent(session, services, get_customer_by_username(session, "alice"))
+    finally:
+        services.engine.dispose()
+    return subscription_id
+
+
+def queued(environ: dict[str, str]) -> list[dict]:
+    engine = make_engine(environ["GATEWAY_DATABASE_URL"])
+    try:
+        return batch_lists(engine)
+    finally:
+        engine.dispose()
+
+
+def test_an_import_queues_one_batch_list_for_the_new_window(capsys, environ, subscription, good) -> None:
+    status, document = import_json(capsys, environ, [good])
+    url = (
+        f"{BASE_URL}/DataCustodian/espi/1_1/resource/Batch/Subscription/{subscription}"
+        "?published-min=2025-01-02T00%3A00%3A00Z&published-max=2025-01-03T04%3A00%3A00Z"
+    )
+    assert (
+        status,
+        document["files"][0]["notifications_queued"],
+        document["total"]["notifications_queued"],
+        [(p["uri"], p["resources"], p["reason"]) for p in queued(environ)],
+    ) == (0, 1, 1, [(NOTIFY_URI, [url], "data")])
+
+
+def test_reimporting_the_same_file_queues_nothing(capsys, environ, subscription, good) -> None:
+    import_json(capsys, environ, [good])
+    status, document = import_json(capsys, environ, [good])
+    assert (status, document["files"][0]["notifications_queued"], len(queued(environ))) == (0, 0, 1)
+
+
+def test_a_rejected_file_queues_nothing_and_changes_nothing(capsys, environ, subscription, tmp_path) -> None:
+    path = tmp_path / "bad-new-days.xml"
+    path.write_bytes(
+        FeedBuilder().standard(blocks=3).replace(b"<espi:value>1003</espi:value>", b"<espi:value>many</espi:value>")
+    )
+    status, document = import_json(capsys, environ, [path])
+    assert (status, document["files"][0]["status"], readings(environ), queued(environ)) == (1, "rejected", 4, [])
+
+
+def test_a_customer_without_consents_queues_nothing(capsys, environ, subscription, tmp_path) -> None:
+    assert run(capsys, environ, "customer", "add", "bob", "--email", "bob@example.org")[0] == 0
+    path = tmp_path / "bob.xml"
+    write_feed(path, usage_points=1, days=2, seed=5)
+    status, out, _ = run(capsys, environ, "import", "--customer", "bob", "--json", str(path))
+    assert (status, json.loads(out)["total"]["notifications_queued"], queued(environ)) == (0, 0, [])
+
+
+def test_human_output_says_how_many_notifications_were_queued(capsys, environ, subscription, good) -> None:
+    status, out, _ = run(capsys, environ, "import", "--customer", "alice", str(good))
+    assert (status, "1 notification(s) queued" in out) == (0, True)
