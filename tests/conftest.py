@@ -3,7 +3,10 @@
 The database backend is a parameter: every test that uses ``engine`` (directly or through ``db``, ``services``,
 ``app``, ``testapp``) runs on SQLite and, when PostgreSQL's server binaries are installed, on a throwaway PostgreSQL
 cluster that this session initdb's and starts on 127.0.0.1 (see ``tests/support/postgres.py``). Without them the
-PostgreSQL variants are skipped with the reason printed. ``GATEWAY_TEST_BACKENDS=sqlite`` limits the run.
+PostgreSQL variants are skipped with the reason printed, unless ``GATEWAY_TEST_REQUIRE_POSTGRES=1`` (CI sets it):
+then the session stops at its start with a usage error naming what is missing, so a broken install cannot go green.
+``GATEWAY_TEST_BACKENDS=sqlite`` limits the run. Tests that start a real server take a fresh database of the
+backend under test from ``empty_databases``.
 
 Isolation is savepoint-per-test (warehouse's pattern): the schema is migrated once per backend, each test runs
 inside an outer transaction that is rolled back, and the application's sessions join it with savepoints.
@@ -11,7 +14,9 @@ inside an outer transaction that is rolled back, and the application's sessions 
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +32,7 @@ from gateway.security.passwords import PasswordHasher
 from gateway.services import Services
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine
-from tests.support.postgres import PostgresCluster, find_postgres_bin
+from tests.support.postgres import PostgresCluster, find_postgres_bin, why_no_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ESPI = Path(os.environ.get("GATEWAY_SHARED_ESPI", ROOT.parent / "shared" / "espi")).resolve()
@@ -36,6 +41,25 @@ TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
 BASE_URL = "http://127.0.0.1:8000"
 
 _BACKENDS = [b.strip() for b in os.environ.get("GATEWAY_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
+_KNOWN_BACKENDS = ("sqlite", "postgresql")
+_REQUIRE_POSTGRES = os.environ.get("GATEWAY_TEST_REQUIRE_POSTGRES", "") == "1"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to start on an unknown backend name or, with ``GATEWAY_TEST_REQUIRE_POSTGRES=1``, on a machine (or a
+    ``GATEWAY_TEST_BACKENDS``) that would skip the PostgreSQL variants."""
+    unknown = [backend for backend in _BACKENDS if backend not in _KNOWN_BACKENDS]
+    if unknown:
+        raise pytest.UsageError(f"unknown backend(s) {unknown} in GATEWAY_TEST_BACKENDS (known: {_KNOWN_BACKENDS})")
+    if not _REQUIRE_POSTGRES:
+        return
+    if "postgresql" not in _BACKENDS:
+        raise pytest.UsageError(
+            f"GATEWAY_TEST_REQUIRE_POSTGRES=1 but GATEWAY_TEST_BACKENDS={','.join(_BACKENDS)} leaves PostgreSQL out"
+        )
+    problem = why_no_postgres()
+    if problem is not None:
+        raise pytest.UsageError(f"GATEWAY_TEST_REQUIRE_POSTGRES=1 but {problem}")
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
@@ -55,9 +79,12 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """A PostgreSQL cluster of our own on 127.0.0.1, for this test session only."""
+    problem = why_no_postgres()
+    if problem is not None:
+        # Unreachable with GATEWAY_TEST_REQUIRE_POSTGRES=1: pytest_sessionstart has already stopped the run.
+        pytest.skip(problem)
     bin_dir = find_postgres_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's postgresql package")
+    assert bin_dir is not None
     cluster = PostgresCluster(bin_dir)
     cluster.start()
     try:
@@ -67,15 +94,51 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 
 
 @pytest.fixture(scope="session", params=_BACKENDS)
-def migrated_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def database_backend(request: pytest.FixtureRequest) -> str:
+    """The backend a part of the session runs on, ``sqlite`` or ``postgresql``: the one parameter every database
+    fixture derives from, so that a test using several of them runs once per backend, never on a mix."""
+    return str(request.param)
+
+
+class EmptyDatabases:
+    """Fresh, empty databases of one backend, for real servers (``gateway serve`` migrates them at start-up).
+
+    SQLite: a new file in a session folder. PostgreSQL: a new database on the session's cluster.
+    """
+
+    def __init__(self, backend: str, folder: Path, cluster: PostgresCluster | None) -> None:
+        self.backend = backend
+        self.folder = folder
+        self.cluster = cluster
+        self._numbers = itertools.count(1)
+
+    def new(self, name: str) -> str:
+        """The URL of a database nobody else uses; ``name`` (letters, digits, ``_``) says whose it is in failures."""
+        unique = f"{re.sub(r'[^a-z0-9_]', '_', name.lower())[:40]}_{next(self._numbers)}"
+        if self.cluster is None:
+            return f"sqlite:///{self.folder / f'{unique}.sqlite3'}"
+        return self.cluster.create_database(unique)
+
+
+@pytest.fixture(scope="session")
+def empty_databases(
+    request: pytest.FixtureRequest, database_backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> EmptyDatabases:
+    """Where tests that start a real gateway get its database, on the backend under test."""
+    cluster = request.getfixturevalue("postgres_cluster") if database_backend == "postgresql" else None
+    return EmptyDatabases(database_backend, tmp_path_factory.mktemp(f"{database_backend}-servers"), cluster)
+
+
+@pytest.fixture(scope="session")
+def migrated_engine(
+    request: pytest.FixtureRequest, database_backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
     """An engine per backend, with the schema migrated to head once for the whole session."""
-    if request.param == "sqlite":
+    if database_backend == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.sqlite3'}"
-    elif request.param == "postgresql":
+    else:
         cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
         url = cluster.create_database("gateway_test")
-    else:
-        raise pytest.UsageError(f"unknown backend {request.param!r} in GATEWAY_TEST_BACKENDS")
     engine = make_engine(url)
     migrate.upgrade(engine)
     yield engine

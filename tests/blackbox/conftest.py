@@ -1,7 +1,9 @@
-"""The real gateway under gunicorn on 127.0.0.1, with a fresh SQLite database, driven over HTTP.
+"""The real gateway under gunicorn on 127.0.0.1, with a fresh database, driven over HTTP.
 
-The fixture starts ``gateway serve`` (2 sync workers) once for the session. Tests arrange data (customers, clients) and
-play the consent UI in-process, on the same database file, through the same domain functions the consent pages call
+The fixture starts ``gateway serve`` (2 sync workers) once per backend (SQLite, and PostgreSQL on the session's
+cluster: see ``empty_databases`` in tests/conftest.py), so every black-box test runs against both; pytest groups the
+tests by backend, so one such server runs at a time. Tests arrange data (customers, clients) and play the consent UI
+in-process, on the same database, through the same domain functions the consent pages call
 (:class:`gateway.oauth.authorize.AuthorizationRequests`); everything else goes over HTTP with ``requests`` and
 ``requests_oauthlib``.
 """
@@ -18,7 +20,7 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import Executable
+from sqlalchemy import Engine, Executable, inspect, text
 
 from gateway.config import Settings
 from gateway.oauth.authorize import AuthorizationRequests
@@ -26,7 +28,7 @@ from gateway.oauth.registration import RegisteredClient
 from gateway.services import Services
 from gateway.storage.models import RetailCustomer
 from tests.blackbox.secret_registry import harvesting, registry
-from tests.conftest import TEST_SECRET_KEY
+from tests.conftest import TEST_SECRET_KEY, EmptyDatabases
 from tests.functional.oauth.helpers import PASSWORD, make_client, make_customer
 from tests.support.server import GatewayProcess, free_port
 
@@ -89,13 +91,43 @@ class LiveGateway:
     def log(self) -> str:
         return self.process.output()
 
+    def dump(self) -> str:
+        """Every row of every table of the gateway's database, as text (what a stolen backup would show)."""
+        return "\n".join(f"{name}\t{row}" for name, rows in table_rows(self.services.engine).items() for row in rows)
+
+
+def _as_text(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes | memoryview):
+        # Decoded rather than hex-encoded: a secret stored as raw bytes must still be found by a substring search.
+        return bytes(value).decode("utf-8", "backslashreplace")
+    return str(value)
+
+
+def table_rows(engine: Engine) -> dict[str, list[str]]:
+    """Table name -> its rows as tab-separated text, sorted: a dump that reads alike on SQLite and PostgreSQL.
+
+    Read with plain ``SELECT *`` over the tables the database has (not the models'), so a table or column the models
+    do not know is dumped too; rows are sorted because PostgreSQL returns an updated row in a new place.
+    """
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.connect() as connection:
+        return {
+            name: sorted(
+                "\t".join(_as_text(value) for value in row)
+                for row in connection.execute(text(f"SELECT * FROM {quote(name)}"))
+            )
+            for name in sorted(inspect(connection).get_table_names())
+        }
+
 
 @contextlib.contextmanager
-def start_live(tmp: Path, **overrides: str) -> Iterator[LiveGateway]:
-    """Start ``gateway serve`` (2 sync workers) on a fresh SQLite database; stop it afterwards."""
+def start_live(tmp: Path, database_url: str, **overrides: str) -> Iterator[LiveGateway]:
+    """Start ``gateway serve`` (2 sync workers) on ``database_url`` (empty: serve migrates it); stop it afterwards."""
     port = free_port()
     environ = {
-        "GATEWAY_DATABASE_URL": f"sqlite:///{tmp / 'gateway.sqlite3'}",
+        "GATEWAY_DATABASE_URL": database_url,
         "GATEWAY_VAR_DIR": str(tmp / "var"),
         "GATEWAY_SECRET_KEY": TEST_SECRET_KEY,
         "GATEWAY_BASE_URL": f"http://127.0.0.1:{port}",
@@ -133,12 +165,14 @@ def credential_harvest() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    with start_live(tmp_path_factory.mktemp("blackbox")) as gateway:
+def live(tmp_path_factory: pytest.TempPathFactory, empty_databases: EmptyDatabases) -> Iterator[LiveGateway]:
+    """The session's gateway on the backend under test (one per backend, torn down when pytest moves to the next)."""
+    backend = empty_databases.backend
+    with start_live(tmp_path_factory.mktemp(f"blackbox-{backend}"), empty_databases.new("blackbox")) as gateway:
         yield gateway
-        # Checklist row 32 over the whole session: by now every black-box test has run against this server.
+        # Checklist row 32 over the whole session: by now every black-box test of this backend has run against it.
         leaked = registry.leaked_into(gateway.log())
-        assert not leaked, f"checklist row 32: the gateway's log holds credentials created by the tests: {leaked}"
+        assert not leaked, f"checklist row 32 ({backend}): the gateway's log holds credentials of the tests: {leaked}"
 
 
 @pytest.fixture

@@ -15,15 +15,19 @@ import pytest
 from gateway.storage.models import ClientRole
 from tests.blackbox.conftest import LiveGateway, start_live
 from tests.blackbox.test_checklist import SCOPE, token
+from tests.conftest import EmptyDatabases
 
 SAMPLES_PER_CUSTOMER = 6
 CUSTOMERS = 3  # the per-user throttle allows 10 failures; spread the wrong-password samples over several users
 
 
 @pytest.fixture(scope="module")
-def realistic_hashing(tmp_path_factory: pytest.TempPathFactory):
+def realistic_hashing(tmp_path_factory: pytest.TempPathFactory, empty_databases: EmptyDatabases):
     with start_live(
-        tmp_path_factory.mktemp("timing"), GATEWAY_PASSWORD_TIME_COST="2", GATEWAY_PASSWORD_MEMORY_KIB="19456"
+        tmp_path_factory.mktemp(f"timing-{empty_databases.backend}"),
+        empty_databases.new("timing"),
+        GATEWAY_PASSWORD_TIME_COST="2",
+        GATEWAY_PASSWORD_MEMORY_KIB="19456",
     ) as gateway:
         yield gateway
 

@@ -7,6 +7,8 @@
 - Every state-changing form found **by parsing the pages' HTML** is submitted without a CSRF token, with a wrong one
   and with another session's token: 403, and the database's data tables are byte-for-byte unchanged.
 - The log of this server holds none of the credentials the tests created (row 32, with the session's registry).
+
+Each server runs once per backend (SQLite and PostgreSQL, see ``empty_databases`` in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import sqlite3
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,8 +25,9 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from tests.blackbox.conftest import start_live
+from tests.blackbox.conftest import start_live, table_rows
 from tests.blackbox.secret_registry import registry
+from tests.conftest import EmptyDatabases
 from tests.support.live_gateway import LiveBrowser, LiveGateway, live_gateway
 
 _VOLATILE_TABLES = ("oauth", "token", "throttle", "session", "rate", "alembic", "pending")
@@ -75,8 +77,9 @@ def forms_of(page: str, html: str) -> list[Form]:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    with live_gateway(tmp_path_factory.mktemp("hardening")) as running:
+def gateway(tmp_path_factory: pytest.TempPathFactory, empty_databases: EmptyDatabases) -> Iterator[LiveGateway]:
+    folder = tmp_path_factory.mktemp(f"hardening-{empty_databases.backend}")
+    with live_gateway(folder, database_url=empty_databases.new("hardening")) as running:
         yield running
         # Row 32 for this server too: nothing the tests created here may be in its log.
         leaked = registry.leaked_into(running.process.output())
@@ -176,10 +179,15 @@ def test_row_11_session_cookies_are_httponly_samesite_host_only(gateway: LiveGat
     assert not problems, "checklist row 11 (cookies): " + "; ".join(problems)
 
 
-def test_row_11_cookies_are_secure_with_host_prefix_behind_https(tmp_path: Path) -> None:
+def test_row_11_cookies_are_secure_with_host_prefix_behind_https(
+    tmp_path: Path, empty_databases: EmptyDatabases
+) -> None:
     """With an https base URL (TLS ended by a trusted proxy on 127.0.0.1), cookies are Secure and __Host-."""
     with start_live(
-        tmp_path, GATEWAY_BASE_URL="https://gateway.example", GATEWAY_TRUSTED_PROXIES="127.0.0.1/32"
+        tmp_path,
+        empty_databases.new("https"),
+        GATEWAY_BASE_URL="https://gateway.example",
+        GATEWAY_TRUSTED_PROXIES="127.0.0.1/32",
     ) as live:
         response = requests.get(
             live.url("/login"), headers={"X-Forwarded-Proto": "https"}, allow_redirects=False, timeout=10
@@ -198,18 +206,12 @@ def test_row_11_cookies_are_secure_with_host_prefix_behind_https(tmp_path: Path)
 
 def _fingerprint(gateway: LiveGateway) -> str:
     """A digest of every data table's content (token bookkeeping, throttles and sessions left out)."""
-    path = gateway.services.settings.database_url.removeprefix("sqlite:///")
-    connection = sqlite3.connect(path)
     digest = hashlib.sha256()
-    try:
-        names = sorted(row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-        for name in names:
-            if any(word in name.lower() for word in _VOLATILE_TABLES):
-                continue
-            for row in connection.execute(f'SELECT * FROM "{name}" ORDER BY 1'):
-                digest.update(repr((name, row)).encode())
-    finally:
-        connection.close()
+    for name, rows in table_rows(gateway.services.engine).items():
+        if any(word in name.lower() for word in _VOLATILE_TABLES):
+            continue
+        for row in rows:
+            digest.update(repr((name, row)).encode())
     return digest.hexdigest()
 
 

@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import create_engine
 
 from gateway.server import GatewayServer, forwarded_allow_ips
+from tests.conftest import EmptyDatabases
 from tests.faults.live import serve
 
 
@@ -28,9 +29,10 @@ def test_gunicorn_trusts_forwarded_headers_from_the_gateway_proxies_only(trusted
     assert (forwarded_allow_ips(trusted), server.cfg.forwarded_allow_ips) == (expected, expected)
 
 
-def test_a_forged_forwarded_proto_from_an_untrusted_peer_is_refused(tmp_path: Path) -> None:
-    database_url = f"sqlite:///{tmp_path / 'forwarded.sqlite3'}"
-    with serve(tmp_path, database_url, GATEWAY_BASE_URL="https://gateway.example") as served:
+def test_a_forged_forwarded_proto_from_an_untrusted_peer_is_refused(
+    tmp_path: Path, empty_databases: EmptyDatabases
+) -> None:
+    with serve(tmp_path, empty_databases.new("forwarded"), GATEWAY_BASE_URL="https://gateway.example") as served:
         response = requests.post(
             f"{served.base_url}/oauth/token",
             data={"grant_type": "client_credentials"},

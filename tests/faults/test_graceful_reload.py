@@ -3,6 +3,8 @@
 gunicorn starts the new workers first, then sends the old ones SIGTERM: each finishes the request it is serving
 (within ``graceful_timeout``) and exits. With ``preload_app`` the new workers are forks of the master, so this
 recycles workers but loads no new code (``gateway/server.py`` and docs/deploy.md say how to deploy code).
+
+Run on each backend: on PostgreSQL the new workers must open connections of their own, never share the master's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import requests
 
+from tests.conftest import EmptyDatabases
 from tests.faults.feeds import write_feed
 from tests.faults.live import Served, serve
 
@@ -53,11 +56,11 @@ def _hammer(served: Served, stop: threading.Event, results: list[object], feed: 
             results.append(repr(error))
 
 
-def test_sighup_replaces_the_workers_without_dropping_requests(tmp_path: Path) -> None:
+def test_sighup_replaces_the_workers_without_dropping_requests(tmp_path: Path, empty_databases: EmptyDatabases) -> None:
     feed_path = tmp_path / "feed.xml"
     write_feed(feed_path, usage_points=1, days=90)
     feed = feed_path.read_bytes()
-    with serve(tmp_path, f"sqlite:///{tmp_path / 'reload.sqlite3'}", workers=2) as served:
+    with serve(tmp_path, empty_databases.new("reload"), workers=2) as served:
         master = served.process.process.pid  # type: ignore[union-attr]
         deadline = time.monotonic() + 15  # /healthz answers as soon as one worker is up; wait for both
         while time.monotonic() < deadline and len(_workers(master)) != 2:

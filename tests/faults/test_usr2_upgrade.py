@@ -8,7 +8,8 @@ renames its ``<pidfile>.2`` to ``<pidfile>``. (gunicorn's ``WINCH`` only acts on
 would drop requests in flight: docs/deploy.md has the runbook.)
 
 The gateway runs from a copy of the package in a temporary folder, so the test can change the code between the two
-masters: ``/healthz`` in the copy says which release it is, and every answer records which code served it.
+masters: ``/healthz`` in the copy says which release it is, and every answer records which code served it. Run on
+each backend: the new master migrates (and takes the migration lock) while the old generation is serving.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import EmptyDatabases
 from tests.faults.feeds import write_feed
 from tests.faults.live import environ_for
 from tests.support.server import free_port
@@ -132,7 +134,9 @@ def hammer(base_url: str, feed: bytes | None, stop: threading.Event, answers: li
         answers.append(Answer(started, outcome))
 
 
-def test_usr2_then_term_upgrades_the_code_without_dropping_a_request(tmp_path: Path) -> None:
+def test_usr2_then_term_upgrades_the_code_without_dropping_a_request(
+    tmp_path: Path, empty_databases: EmptyDatabases
+) -> None:
     overlay = make_overlay(tmp_path)
     feed_path = tmp_path / "feed.xml"
     write_feed(feed_path, usage_points=1, days=60)
@@ -140,7 +144,7 @@ def test_usr2_then_term_upgrades_the_code_without_dropping_a_request(tmp_path: P
     base_url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        **environ_for(tmp_path, f"sqlite:///{tmp_path / 'usr2.sqlite3'}", port),
+        **environ_for(tmp_path, empty_databases.new("usr2"), port),
         "PYTHONDONTWRITEBYTECODE": "1",  # every master compiles the source it finds
     }
     argv = [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--workers", "2", "--pid", str(pidfile)]

@@ -215,12 +215,15 @@ class LiveBrowser:
 
 
 @contextmanager
-def live_gateway(tmp_path: Path, *, extra_environ: dict[str, str] | None = None) -> Iterator[LiveGateway]:
-    """Seed a fresh SQLite database, start the fake app and the gateway; stop both afterwards."""
+def live_gateway(
+    tmp_path: Path, *, database_url: str | None = None, extra_environ: dict[str, str] | None = None
+) -> Iterator[LiveGateway]:
+    """Seed a fresh database (``database_url``, empty; a new SQLite file by default), start the fake app and the
+    gateway; stop both afterwards."""
     port = free_port()
     fake_app = FakeApp().start()
     environ = {
-        "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
+        "GATEWAY_DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
         "GATEWAY_VAR_DIR": str(tmp_path / "var"),
         "GATEWAY_SECRET_KEY": SECRET_KEY,
         "GATEWAY_BASE_URL": f"http://127.0.0.1:{port}",

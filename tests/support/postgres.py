@@ -16,7 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["PostgresCluster", "find_postgres_bin"]
+__all__ = ["SERVER_BINARIES", "PostgresCluster", "find_postgres_bin", "why_no_postgres"]
+
+SERVER_BINARIES = ("initdb", "pg_ctl")
+"""What starting a throwaway cluster needs from the PostgreSQL server package."""
 
 
 def find_postgres_bin() -> Path | None:
@@ -29,6 +32,20 @@ def find_postgres_bin() -> Path | None:
         return Path(on_path).resolve().parent
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     return Path(candidates[-1]).parent if candidates else None
+
+
+def why_no_postgres() -> str | None:
+    """Why this machine cannot start a throwaway cluster (which binaries are missing where), or ``None`` if it can."""
+    bin_dir = find_postgres_bin()
+    if bin_dir is None:
+        return (
+            "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH, in GATEWAY_PG_BIN or under "
+            "/usr/lib/postgresql/*/bin: install Debian's postgresql package"
+        )
+    missing = [name for name in SERVER_BINARIES if not os.access(bin_dir / name, os.X_OK)]
+    if missing:
+        return f"PostgreSQL server binaries missing or not executable in {bin_dir}: {', '.join(missing)}"
+    return None
 
 
 def _free_port() -> int:
