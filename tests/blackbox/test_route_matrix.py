@@ -230,8 +230,12 @@ def call(live: LiveGateway, method: str, path: str, token: str | None) -> reques
 
 
 def _mounted(world: World) -> list[Route]:
-    if not world.routes:
-        pytest.skip("no ESPI route is mounted today (the resource API has not landed)")
+    """The routes to attack. None found is a failure, never a skip: the ESPI resource API is mounted, so an empty
+    list means the enumeration broke (it reads falcon's private router attributes) and every test would pass empty."""
+    assert world.routes, (
+        f"no route under {RESOURCE_BASE} found in the falcon router: the enumeration in espi_routes() is broken "
+        "(falcon's private router attributes changed?) or the resource API is no longer mounted"
+    )
     return world.routes
 
 
@@ -284,9 +288,8 @@ def test_row_29_cross_tenant_by_id_guessing(live: LiveGateway, world: World) -> 
 def test_row_29_cross_tenant_by_link_following(live: LiveGateway, world: World) -> None:
     """Every link in A's subscription feed, followed with B's token: never 200."""
     feed = call(live, "GET", f"{RESOURCE_BASE}/Batch/Subscription/{world.a_ids['s']}", world.tokens["customer"])
-    if feed.status_code == 404 and "Subscription" not in feed.text:
-        pytest.skip("Batch/Subscription answers 404 'no route' today (the resource API has not landed)")
-    assert feed.status_code == 200, feed.text
+    # Any other answer (a 404 included) leaves no links to follow: the test fails rather than pass on nothing.
+    assert feed.status_code == 200, f"A's own Batch/Subscription feed answered {feed.status_code}: {feed.text[:500]}"
     root = etree.fromstring(feed.content, etree.XMLParser(resolve_entities=False, no_network=True))
     hrefs = {link.get("href") for link in root.iter("{http://www.w3.org/2005/Atom}link")}
     hrefs = sorted(href for href in hrefs if href and href.startswith(live.base_url))

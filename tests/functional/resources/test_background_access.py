@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from gateway.storage.models import Authorization, AuthorizationStatus
 from tests.functional.oauth.helpers import basic, make_client
-from tests.functional.resources.conftest import BASE, FULL_SCOPE, bearer
+from tests.functional.resources.conftest import BASE, FULL_SCOPE, CustomerToken, bearer
 
 OFFLINE = FULL_SCOPE + " offline_access"
 LIST = "/oauth/background/subscriptions"
 TOKENS = "/oauth/background/tokens"
 
 
+# FB 37 values the listing refuses (gateway/web/params.py): not digits, negative, zero, longer than 18 digits. A huge
+# value that fits in 18 digits is honoured instead (max-results is clamped, start-index pages past the end).
+BAD_PAGING = [
+    (name, value)
+    for name in ("max-results", "start-index")
+    for value in ("ten", "1e3", "+1", " 1", "", "-1", "0", "1" + "0" * 18, "9" * 40)
+]
+
+
 def mint(testapp, token: str, ids, status: int = 200):
     return testapp.post_json(TOKENS, {"subscription_ids": ids}, headers=bearer(token), status=status)
+
+
+def expire(db, consent: CustomerToken) -> None:
+    """Let the consent's grant run out while it stays active: its Authorization's expires_at is in the past."""
+    authorization = db.get(Authorization, consent.authorization_id)
+    assert authorization.status == AuthorizationStatus.ACTIVE
+    authorization.expires_at = int(time.time()) - 60
+    db.flush()
 
 
 def test_lists_only_offline_active_consents(testapp, tree, customer_token, client_token):
@@ -50,6 +70,43 @@ def test_never_for_revoked_or_online_consents(testapp, tree, customer_token, cli
     assert body["tokens"] == []
     assert {e["subscription_id"] for e in body["errors"]} == {revoked.subscription_id, online.subscription_id, 999999}
     assert {e["error"] for e in body["errors"]} == {"unavailable"}
+
+
+def test_expired_consents_are_never_listed(testapp, db, tree, customer_token, client_token):
+    live = customer_token(scope=OFFLINE)
+    expired = customer_token(scope=OFFLINE)
+    expire(db, expired)
+    listed = testapp.get(LIST, headers=bearer(client_token)).json
+    assert [s["subscription_id"] for s in listed["subscriptions"]] == [live.subscription_id]
+    assert listed["total"] == 1
+
+
+def test_an_expired_consent_gets_no_token_and_the_answer_a_revoked_one_gets(
+    testapp, db, tree, customer_token, client_token
+):
+    live = customer_token(scope=OFFLINE)
+    expired = customer_token(scope=OFFLINE)
+    revoked = customer_token(scope=OFFLINE)
+    expire(db, expired)
+    testapp.delete(f"{BASE}/Authorization/{revoked.authorization_id}", headers=bearer(client_token), status=204)
+    body = mint(testapp, client_token, [live.subscription_id, expired.subscription_id, revoked.subscription_id]).json
+    assert [t["subscription_id"] for t in body["tokens"]] == [live.subscription_id]
+    refusals = {error.pop("subscription_id"): error for error in body["errors"]}
+    assert refusals[expired.subscription_id] == refusals[revoked.subscription_id]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_PAGING)
+def test_bad_paging_values_are_400_naming_the_parameter(testapp, client_token, name, value):
+    response = testapp.get(LIST, {name: value}, headers=bearer(client_token), status=400)
+    assert name in response.json["description"]
+
+
+@pytest.mark.parametrize("name", ["max-results", "start-index"])
+def test_huge_paging_values_within_18_digits_are_honoured(testapp, tree, customer_token, client_token, name):
+    offline = customer_token(scope=OFFLINE)
+    listed = testapp.get(LIST, {name: "9" * 18}, headers=bearer(client_token)).json
+    expected = [offline.subscription_id] if name == "max-results" else []
+    assert ([s["subscription_id"] for s in listed["subscriptions"]], listed["total"]) == (expected, 1)
 
 
 def test_minted_token_dies_with_the_consent(testapp, tree, customer_token, client_token):

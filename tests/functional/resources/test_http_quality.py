@@ -8,40 +8,66 @@ import gzip
 
 import pytest
 import webob
-import webtest
 
 from gateway.app import create_app
-from tests.functional.resources.conftest import BASE, entry_kinds, parse
+from tests.functional.resources.conftest import (
+    BASE,
+    CLIENT_ENVIRON,
+    ValidatingTestApp,
+    assert_valid_atom,
+    entry_kinds,
+    parse,
+)
+
+# An Atom feed that is well-formed but invalid: an entry needs an id, a title and an updated date (RFC 4287 §4.1.2).
+INVALID_FEED = b'<feed xmlns="http://www.w3.org/2005/Atom"><entry/></feed>'
 
 
-def raw_get(app, path: str, headers: dict[str, str]) -> webob.Response:
-    """GET without WebTest (which silently decodes gzip bodies)."""
-    request = webob.Request.blank(
-        path, headers=headers, environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000"}
-    )
-    return request.get_response(app)
+def serve(body: bytes, **headers: str):
+    """A WSGI app answering every request with ``body`` as application/atom+xml."""
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/atom+xml"), *headers.items()])
+        return [body]
+
+    return app
 
 
-def test_gzip_when_asked(app, testapp, tree, customer_token, valid):
+def test_the_testapp_refuses_an_invalid_atom_document_naming_the_request(atom_schema_versions):
+    testapp = ValidatingTestApp(serve(INVALID_FEED), schema_versions=atom_schema_versions)
+    with pytest.raises(
+        AssertionError, match=r"GET /Subscription/1\?depth=1 .*invalid against the 'ours' schemas: line 1"
+    ):
+        testapp.get("/Subscription/1?depth=1")
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_atom_bodies_are_checked_as_the_client_reads_them(atom_schema_versions, encoding):
+    body = gzip.compress(INVALID_FEED) if encoding == "gzip" else INVALID_FEED
+    request = webob.Request.blank("/feed")
+    response = request.get_response(serve(body, **{"Content-Encoding": encoding}))
+    with pytest.raises(AssertionError, match="invalid against the 'ours' schemas"):
+        assert_valid_atom(request, response, atom_schema_versions)
+
+
+def test_gzip_when_asked(raw_get, testapp, tree, customer_token):
     token = customer_token()
     plain = testapp.get(token.batch(), headers=token.headers).body
-    response = raw_get(app, token.batch(), {**token.headers, "Accept-Encoding": "br;q=1, gzip;q=0.8"})
+    response = raw_get(token.batch(), {**token.headers, "Accept-Encoding": "br;q=1, gzip;q=0.8"})
     assert response.status_int == 200
     assert response.headers["Content-Encoding"] == "gzip"
     assert "Accept-Encoding" in response.headers["Vary"]
-    assert gzip.decompress(response.body) == plain
-    valid(gzip.decompress(response.body))
+    assert gzip.decompress(response.body) == plain  # and raw_get has schema-checked the decompressed feed
 
 
 @pytest.mark.parametrize("header", [None, "identity", "gzip;q=0", "br"])
-def test_no_gzip_otherwise(app, tree, customer_token, header):
+def test_no_gzip_otherwise(raw_get, tree, customer_token, header):
     token = customer_token()
     headers = dict(token.headers)
     if header is not None:
         headers["Accept-Encoding"] = header
-    response = raw_get(app, token.batch(), headers)
+    response = raw_get(token.batch(), headers)
     assert "Content-Encoding" not in response.headers
-    parse(response.body)
 
 
 def test_cache_control_is_private(testapp, tree, customer_token):
@@ -127,12 +153,13 @@ def test_error_body_json_by_default_and_xml_on_request(testapp, tree, customer_t
 
 
 @pytest.fixture
-def limited_app(services, settings):
+def limited_app(services, settings, atom_schema_versions):
     limited = settings.replace(rate_limit_per_second=0.001, rate_limit_burst=2)
     limited_services = dataclasses.replace(services, settings=limited)
-    return webtest.TestApp(
+    return ValidatingTestApp(
         create_app(limited, services=limited_services),
-        extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000"},
+        schema_versions=atom_schema_versions,
+        extra_environ=dict(CLIENT_ENVIRON),
     )
 
 

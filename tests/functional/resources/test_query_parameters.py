@@ -1,4 +1,8 @@
-"""FB 37 query parameters over HTTP (ESPI-NOTES §8): exact validation, interval filtering, paging, depth."""
+"""FB 37 query parameters over HTTP (ESPI-NOTES §8): exact validation, interval filtering, paging, depth.
+
+Every page these tests fetch, empty or filtered, is schema-checked by the ``testapp`` fixture (conftest.py), also
+where a test only ``parse()``s it to look at its entries and links.
+"""
 
 from __future__ import annotations
 
