@@ -14,9 +14,14 @@ rate limit of the ESPI API does not shape the figures):
                       (authorize + token over HTTP, the customer's decision in-process). Each grant and each
                       revocation queues a BatchList for the app: a receiver on 127.0.0.1 checks each arrives once.
 
+Each client thread runs every operation of the mix once, in the order above, before drawing them at random, so even a
+run of a few seconds exercises them all.
+
 Prints per operation: count, p50, p99, max, and the status codes; then the totals. Exits 1 on any 5xx, any
-revocation that did not take effect at once, or any notification missing or delivered twice. The feed part needs the
-ESPI resource routes: when they answer 404 the feed and revoke operations are switched off with a message.
+revocation that did not take effect at once, any notification missing or delivered twice, or any operation of the mix
+that never did its work (never answered 200, or 204 for ``revoke``). Before the load starts, one month feed is fetched
+with the first consent's token: anything but 200 (a 404 if the ESPI resource routes were not mounted) aborts the run
+with exit status 1, as a load without its feed and revoke operations would measure nothing worth a pass.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ from tests.support.server import GatewayProcess, free_port  # noqa: E402
 CLIENT_SCOPE = "FB=3_34_35_36_40_41"
 SECRET_KEY = "bench-load-secret-key-0123456789abcdefghijklmnopq"
 WEIGHTS = {"token": 30, "feed": 45, "status": 10, "refresh": 10, "revoke": 5}
+SUCCESS = {"token": 200, "feed": 200, "status": 200, "refresh": 200, "revoke": 204}
+"""The status each operation of the mix answers when it does its work: a run where one never did fails."""
 RESOURCE = "/DataCustodian/espi/1_1/resource"
 
 
@@ -101,7 +108,6 @@ class Client(threading.Thread):
         granter: Consents,
         stats: Stats,
         deadline: float,
-        feeds: bool,
         expected: collections.Counter[str],
     ) -> None:
         super().__init__(name=f"load-{index}")
@@ -110,7 +116,6 @@ class Client(threading.Thread):
         self.granter = granter
         self.stats = stats
         self.deadline = deadline
-        self.feeds = feeds
         self.expected = expected
         self.random = random.Random(index)
         self.http = requests.Session()
@@ -144,15 +149,19 @@ class Client(threading.Thread):
             self.expected[consent.authorization_url] += 1
 
     def run(self) -> None:
-        kinds = [kind for kind in WEIGHTS if self.feeds or kind not in ("feed", "revoke")]
+        kinds = list(WEIGHTS)
         weights = [WEIGHTS[kind] for kind in kinds]
+        for kind in kinds:  # every operation once first, whatever the deadline: a short run still exercises them all
+            self.attempt(kind)
         while time.monotonic() < self.deadline:
-            kind = self.random.choices(kinds, weights)[0]
-            consent = self.random.choice(self.consents)
-            try:
-                self.step(kind, consent)
-            except requests.RequestException as error:
-                self.stats.fail(f"{kind}: {error!r}")
+            self.attempt(self.random.choices(kinds, weights)[0])
+
+    def attempt(self, kind: str) -> None:
+        consent = self.random.choice(self.consents)
+        try:
+            self.step(kind, consent)
+        except requests.RequestException as error:
+            self.stats.fail(f"{kind}: {error!r}")
 
     def bearer(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
@@ -255,13 +264,17 @@ def main() -> int:
             granter = Consents(services, server.base_url, apps[0])
             consents = [Consent(app, point_id) for app, point_id in zip(apps, point_ids, strict=True)]
             for consent in consents:
-                Client(0, server.base_url, [], granter, stats, 0, True, expected).grant(consent)
+                Client(0, server.base_url, [], granter, stats, 0, expected).grant(consent)
             probe = requests.get(
                 consents[0].month_url, headers={"Authorization": f"Bearer {consents[0].access_token}"}, timeout=60
             )
-            feeds = probe.status_code != 404
-            if not feeds:
-                print("  the ESPI resource routes answer 404: feed and revoke operations switched off")
+            if probe.status_code != 200:
+                print(
+                    f"ERROR: the month feed answered {probe.status_code} before the load (ESPI resource routes not "
+                    f"mounted?): {consents[0].month_url}\n  {probe.text[:500]}",
+                    file=sys.stderr,
+                )
+                return 1
             deadline = time.monotonic() + args.duration
             started = time.monotonic()
             clients = [
@@ -272,7 +285,6 @@ def main() -> int:
                     granter,
                     stats,
                     deadline,
-                    feeds,
                     expected,
                 )
                 for i in range(args.clients)
@@ -332,9 +344,12 @@ def main() -> int:
         print(f"  expected e.g. {sorted(expected)[:2]}, received e.g. {sorted(received)[:2]}")
         print(f"  outbox: {[tuple(row) for row in outbox]}")
         print(f"  gateway log (tail):\n{log_tail}")
+    never_done = [kind for kind in WEIGHTS if not stats.statuses[kind][SUCCESS[kind]]]
+    if never_done:
+        print(f"  error: operations of the mix that never answered their success status: {', '.join(never_done)}")
     for error in stats.errors[:10]:
         print(f"  error: {error}")
-    return 1 if server_errors or stats.errors or missing or duplicates else 0
+    return 1 if server_errors or stats.errors or missing or duplicates or never_done else 0
 
 
 if __name__ == "__main__":
