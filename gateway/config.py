@@ -152,6 +152,9 @@ class Settings:
     offline_refresh_token_ttl: int = 365 * 86_400
     refresh_token_idle_ttl: int = 90 * 86_400
     refresh_reuse_grace: int = 10
+    token_retention: int = 7 * 86_400
+    """Seconds a dead token row is kept after it expired (or, for access and registration tokens, was revoked)
+    before the worker deletes it (:func:`gateway.storage.oauth.purge_dead_tokens`)."""
 
     password_time_cost: int = 3
     password_memory_cost_kib: int = 65_536
@@ -255,6 +258,7 @@ class Settings:
             offline_refresh_token_ttl=_int(env, "GATEWAY_OFFLINE_REFRESH_TOKEN_TTL", 365 * 86_400, minimum=60),
             refresh_token_idle_ttl=_int(env, "GATEWAY_REFRESH_TOKEN_IDLE_TTL", 90 * 86_400, minimum=60),
             refresh_reuse_grace=_int(env, "GATEWAY_REFRESH_REUSE_GRACE", 10, minimum=0, maximum=300),
+            token_retention=_int(env, "GATEWAY_TOKEN_RETENTION", 7 * 86_400, minimum=0),
             password_time_cost=_int(env, "GATEWAY_PASSWORD_TIME_COST", 3, minimum=1),
             password_memory_cost_kib=_int(env, "GATEWAY_PASSWORD_MEMORY_KIB", 65_536, minimum=8),
             max_request_bytes=_int(env, "GATEWAY_MAX_REQUEST_BYTES", 1 << 20, minimum=1024),

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from gateway.commands.output import add_json_flag, emit, load_services
+from gateway.logs import configure_logging
 from gateway.outbox.worker import run_once, run_worker
 
 
@@ -29,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def worker(args: argparse.Namespace) -> int:
     services = load_services(args)
+    # GATEWAY_LOG_FORMAT=json holds for the worker's own lines too ("outbox message … failed" and the like).
+    configure_logging(services.settings.log_level, services.settings.log_format)
     if args.once:
         report = run_once(services)
         document = {
@@ -39,6 +42,7 @@ def worker(args: argparse.Namespace) -> int:
             "removed_sessions": report.removed_sessions,
             "built_bulks": report.built_bulks,
             "purged_bulks": report.purged_bulks,
+            "purged_tokens": report.purged_tokens or 0,
         }
         emit(args, document, ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in document.items()))
         return 0

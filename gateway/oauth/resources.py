@@ -74,6 +74,7 @@ class _ServerFactory:
             throttle=self._throttle,
             reads=self._hot,
             client_ip=client_ip,
+            metrics=s.metrics,
         )
         introspection = GatewayRequestValidator(
             req.context.db,

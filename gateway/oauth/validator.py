@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings, is_loopback_host
 from gateway.consent.lifecycle import record_refresh
+from gateway.metrics import Metrics
 from gateway.oauth.hotpath import HotPath
 from gateway.oauth.scope import EspiScope, RequestedScope, ScopeError, parse_scope, parse_scope_parameter
 from gateway.oauth.tokens import new_family_id, revoke_family, revoke_token_row
@@ -304,8 +305,10 @@ class GatewayRequestValidator(RequestValidator):
         require_client_authentication: bool = False,
         reads: HotPath | None = None,
         client_ip: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._session = session
+        self._metrics = metrics
         self._client_ip = client_ip or "unknown"
         self._reads = reads
         self._hot: Connection | None = None
@@ -834,7 +837,8 @@ class GatewayRequestValidator(RequestValidator):
         """Store digests of the issued tokens and add the ESPI fields (RFC 6749 §5.1; every grant).
 
         Access and refresh tokens of one grant share a family; the access token's parent is its refresh token, so
-        revoking either kills both. client_credentials never gets a refresh token (RFC 6749 §4.4.3).
+        revoking either kills both. client_credentials never gets a refresh token (RFC 6749 §4.4.3). Each response
+        counts once in ``gateway_oauth_tokens_issued_total`` by grant type (when the validator has the metrics).
         """
         now = self._clock()
         client = client_of(request)
@@ -947,6 +951,8 @@ class GatewayRequestValidator(RequestValidator):
         )
         token["scope"] = str(scope) if refresh_row is not None else str(scope.espi)
         token.update(espi_token_fields(self._settings, authorization, subject_kind, scope.espi))
+        if self._metrics is not None:
+            self._metrics.token_issued(grant_type)
 
     def _refresh_expiry(self, now: dt.datetime, offline: bool) -> dt.datetime:
         ttl = self._settings.offline_refresh_token_ttl if offline else self._settings.refresh_token_ttl

@@ -1,4 +1,4 @@
-"""The background worker: deliver the outbox, expire consents, forget stale sessions — in a loop or once.
+"""The background worker: deliver the outbox, expire consents, forget stale sessions and tokens — in a loop or once.
 
 ``gateway worker`` runs :func:`run_worker` in its own process; ``gateway serve``/``demo`` can run it in a thread of
 the gunicorn master (see :class:`WorkerThread`). Several workers may run at once: claims use
@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 from sqlalchemy import delete
@@ -27,6 +28,7 @@ from gateway.services import Services
 from gateway.storage.base import utcnow
 from gateway.storage.consent import CustomerSession
 from gateway.storage.engine import session_scope
+from gateway.storage.oauth import PURGE_BATCH, purge_dead_tokens
 from gateway.storage.rate_limit import purge_idle_buckets
 
 __all__ = ["PassReport", "WorkerThread", "run_once", "run_worker", "spawn_worker"]
@@ -37,6 +39,8 @@ THROTTLE_RETENTION = dt.timedelta(days=1)
 """Throttle counters are kept this long after their window and block ended (longer than any rule's window)."""
 RATE_LIMIT_RETENTION = dt.timedelta(days=1)
 """Rate-limit buckets that gave out no token for this long are full again: they are deleted (gateway.web.rate_limit)."""
+TOKEN_PURGE_INTERVAL = 3600.0
+"""Seconds between two purges of dead tokens by :func:`run_worker`: finding them reads the whole token table."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,14 +56,22 @@ class PassReport:
     """Stored bulk results deleted: past retention, invalidated by a revoked consent, or failed long ago."""
     built_bulks: int = 0
     """Bulk requests built (only by ``run_once`` itself; :func:`run_worker` builds in a thread of its own)."""
+    purged_tokens: int | None = None
+    """Dead token rows deleted (GATEWAY_TOKEN_RETENTION); ``None`` when this pass did not purge tokens."""
 
 
 def run_once(
-    services: Services, deliverers: Mapping[str, Deliverer] | None = None, *, build_bulks: bool = True
+    services: Services,
+    deliverers: Mapping[str, Deliverer] | None = None,
+    *,
+    build_bulks: bool = True,
+    purge_tokens: bool = True,
 ) -> PassReport:
-    """One pass: expire what is due (queuing its mails), forget what is stale, then deliver what is due, then (with
-    ``build_bulks``) build the bulk requests due (FB 35; :mod:`gateway.outbox.bulk_builder`)."""
+    """One pass: expire what is due (queuing its mails), forget what is stale (with ``purge_tokens``, dead tokens
+    too), then deliver what is due, then (with ``build_bulks``) build the bulk requests due (FB 35;
+    :mod:`gateway.outbox.bulk_builder`)."""
     now = utcnow()
+    purged_tokens: int | None = None
     with session_scope(services.sessions) as session:
         expired = expire_due(session, services.settings, now=now)
         removed = session.execute(delete(CustomerSession).where(CustomerSession.expires_at <= now)).rowcount  # type: ignore[attr-defined]
@@ -67,6 +79,9 @@ def run_once(
         purged_counters = Throttle(clock=lambda: now).purge(session, THROTTLE_RETENTION)
         purged_buckets = purge_idle_buckets(session, idle_before=(now - RATE_LIMIT_RETENTION).timestamp())
         bulks = purge_bulks(session, services, now=now)
+        if purge_tokens:
+            retention = dt.timedelta(seconds=services.settings.token_retention)
+            purged_tokens = purge_dead_tokens(session, now=now, retention=retention)
     delivery = deliver_due(services.sessions, deliverers or default_deliverers(services.settings))
     built = len(BulkBuilder(services).build_due()) if build_bulks else 0
     return PassReport(
@@ -78,6 +93,7 @@ def run_once(
         purged_rate_limit_buckets=purged_buckets,
         purged_bulks=bulks.expired + bulks.revoked + bulks.failed,
         built_bulks=built,
+        purged_tokens=purged_tokens,
     )
 
 
@@ -103,9 +119,15 @@ def run_worker(
         daemon=True,
     )
     builder.start()
+    next_token_purge = time.monotonic()
     while not stop.is_set():
         try:
-            report = run_once(services, chosen, build_bulks=False)
+            purge_tokens = time.monotonic() >= next_token_purge
+            report = run_once(services, chosen, build_bulks=False, purge_tokens=purge_tokens)
+            if purge_tokens:
+                # A full batch means more are waiting (a first purge of a large table): go on next pass.
+                more = report.purged_tokens == PURGE_BATCH
+                next_token_purge = time.monotonic() + (0.0 if more else TOKEN_PURGE_INTERVAL)
             if on_pass is not None:
                 on_pass(report)
             busy = report.delivery.attempted > 0

@@ -2,7 +2,8 @@
 
 A token row is found by the keyed digest of the bearer string, never by the string itself, so a database dump holds
 nothing usable. Refresh tokens belong to a *family* (all rotations of one grant) so that reuse of a rotated token can
-revoke the whole family (RFC 9700 §4.14.2).
+revoke the whole family (RFC 9700 §4.14.2). Dead rows are deleted by the worker (:func:`purge_dead_tokens`), except
+those reuse detection and the consent history still read.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, and_, delete, exists, func, or_, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from gateway.storage.base import Base, UTCDateTime, utcnow
 from gateway.storage.throttle import ThrottleCounter
@@ -27,7 +28,11 @@ __all__ = [
     "SubjectKind",
     "ThrottleCounter",
     "TokenType",
+    "purge_dead_tokens",
 ]
+
+PURGE_BATCH = 10_000
+"""Token rows :func:`purge_dead_tokens` deletes at most per call (a first purge of a large table goes in steps)."""
 
 
 class TokenType:
@@ -149,3 +154,61 @@ class PendingAuthorizationRequest(Base):
     authorization_id: Mapped[int | None] = mapped_column(ForeignKey("authorization.id", ondelete="SET NULL"))
 
     application: Mapped[ApplicationInformation] = relationship()
+
+
+def purge_dead_tokens(session: Session, *, now: dt.datetime, retention: dt.timedelta, limit: int = PURGE_BATCH) -> int:
+    """Delete up to ``limit`` token rows dead for longer than ``retention``; return how many (a periodic job).
+
+    Dead means expired, or (access and registration tokens) revoked, more than ``retention`` before ``now``: such a
+    token answers exactly like an unknown one at every endpoint (RFC 6750 §3.1 ``invalid_token``, RFC 7662 §2.2
+    inactive, RFC 7009 §2.2 ignored). Rows that are dead but still read are kept:
+
+    - a refresh token until it has *expired* (+ ``retention``), never merely because it was revoked, and while any
+      token of its family is still live: presenting a rotated refresh token revokes its whole family (RFC 9700
+      §4.14.2), and the family's first issue time is what a refresh is checked against after a password change;
+    - the newest token of each Authorization: the consent dashboard shows its issue or last-use time as the app's
+      last access (:func:`gateway.consent.lifecycle.last_access`).
+
+    Every reference to a token row is ``parent_id`` (``ON DELETE SET NULL``), read only to revoke the access tokens
+    of a refresh token being rotated, which a deleted (dead) row can no longer be.
+    """
+    # Aliases throughout: the outer DELETE must not correlate with the subqueries' own reads of the table.
+    table = OAuthToken.__table__
+    token, member, other = table.alias("token"), table.alias("member"), table.alias("other")
+    cutoff = now - retention
+    last_seen = func.coalesce(token.c.last_used_at, token.c.issued_at)
+    newest = (
+        select(
+            other.c.authorization_id,
+            func.max(func.coalesce(other.c.last_used_at, other.c.issued_at)).label("last_seen"),
+        )
+        .where(other.c.authorization_id.is_not(None))
+        .group_by(other.c.authorization_id)
+        .subquery("newest")
+    )
+    family_still_live = exists().where(
+        member.c.family_id == token.c.family_id,
+        member.c.revoked_at.is_(None),
+        or_(member.c.expires_at.is_(None), member.c.expires_at > now),
+    )
+    dead = (
+        select(token.c.id)
+        .select_from(token.outerjoin(newest, newest.c.authorization_id == token.c.authorization_id))
+        .where(
+            or_(
+                and_(token.c.expires_at.is_not(None), token.c.expires_at < cutoff),
+                and_(
+                    token.c.token_type != TokenType.REFRESH,
+                    token.c.revoked_at.is_not(None),
+                    token.c.revoked_at < cutoff,
+                ),
+            ),
+            or_(token.c.token_type != TokenType.REFRESH, token.c.family_id.is_(None), ~family_still_live),
+            or_(token.c.authorization_id.is_(None), last_seen < newest.c.last_seen),
+        )
+        .limit(limit)
+    )
+    result = session.execute(
+        delete(OAuthToken).where(OAuthToken.id.in_(dead)).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -73,6 +73,7 @@ class MetricsResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if not self._peer_allowed(req.remote_addr):
             raise Forbidden("metrics are served only to the networks in GATEWAY_METRICS_NETWORKS")
+        self._metrics.ensure_series()
         directory = os.environ.get(MULTIPROC_ENV)
         if directory:
             registry = CollectorRegistry()

@@ -1,4 +1,5 @@
-"""``/metrics``: Prometheus text with request counts by route and status, tokens from the database."""
+"""``/metrics``: Prometheus text with request counts by route and status, tokens issued, tokens and the outbox from
+the database."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 
 import requests
 
+from tests.functional.oauth.helpers import CLIENT_SCOPE, basic, make_client
 from tests.support.server import GatewayProcess, free_port
 
 
@@ -43,3 +45,24 @@ def test_metrics_add_up_across_gunicorn_workers(cli_environ, tmp_path):
     match = re.search(r'gateway_http_requests_total\{method="GET",route="/healthz",status="200"\} (\d+)', scraped)
     assert match, scraped
     assert int(float(match.group(1))) >= 31  # 30 here plus start()'s readiness probe(s), whichever worker answered
+
+
+def test_metrics_have_a_failed_series_for_every_outbox_kind_from_the_start(testapp):
+    body = testapp.get("/metrics").text
+    assert 'gateway_outbox_messages{kind="espi_batch_list",state="failed"} 0.0' in body
+
+
+def test_metrics_have_a_tokens_issued_series_for_every_grant_from_the_start(testapp):
+    body = testapp.get("/metrics").text
+    assert 'gateway_oauth_tokens_issued_total{grant_type="refresh_token"} 0.0' in body
+
+
+def test_metrics_count_tokens_issued_at_the_token_endpoint(testapp, db, services):
+    client = make_client(db, services.settings, services.digester)
+    testapp.post(
+        "/oauth/token",
+        {"grant_type": "client_credentials", "scope": CLIENT_SCOPE},
+        headers={"Authorization": basic(client.client_id, client.client_secret)},
+    )
+    body = testapp.get("/metrics").text
+    assert 'gateway_oauth_tokens_issued_total{grant_type="client_credentials"} 1.0' in body
