@@ -3,6 +3,10 @@
 The request id travels in a context variable set by :class:`gateway.web.middleware.RequestIdMiddleware`, so any
 logger anywhere in a request's call stack tags its lines without being handed the request. Nothing here ever logs a
 token, code, secret or password: callers log identifiers (client ids, token row ids), never bearer values.
+
+In JSON mode every line on stderr must be JSON for a log pipeline: besides the gateway's loggers, warnings of other
+libraries (through the root logger) and gunicorn's own error and access logs (:mod:`gateway.server`) use
+:class:`JsonFormatter` too.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ import datetime as dt
 import json
 import logging
 import sys
+from typing import TextIO
 
-__all__ = ["configure_logging", "request_id_var"]
+__all__ = ["JsonFormatter", "RequestIdFilter", "configure_logging", "json_logging_enabled", "request_id_var"]
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
-class _RequestIdFilter(logging.Filter):
+class RequestIdFilter(logging.Filter):
+    """Tag each record with the current request's id (``-`` outside a request)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         return True
@@ -45,15 +52,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
+class _RootJsonHandler(logging.StreamHandler[TextIO]):
+    """What :func:`configure_logging` puts on the root logger in JSON mode (recognised, so it is replaced once)."""
+
+
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
-    """Route the gateway's logs to stderr in the chosen format; idempotent."""
+    """Route the gateway's logs to stderr in the chosen format; idempotent.
+
+    In JSON mode, records of other libraries that reach the root logger (warnings and worse, the root logger's
+    default level) are JSON as well, instead of the plain text of Python's last-resort handler.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RequestIdFilter())
+    handler.addFilter(RequestIdFilter())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
-    root = logging.getLogger("gateway")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    gateway = logging.getLogger("gateway")
+    gateway.handlers[:] = [handler]
+    gateway.setLevel(level)
+    gateway.propagate = False
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if isinstance(h, _RootJsonHandler)]:
+        root.removeHandler(previous)
+    if log_format == "json":
+        others = _RootJsonHandler(sys.stderr)
+        others.addFilter(RequestIdFilter())
+        others.setFormatter(JsonFormatter())
+        root.addHandler(others)
+
+
+def json_logging_enabled() -> bool:
+    """Whether :func:`configure_logging` last chose JSON (gunicorn's logs then follow, :mod:`gateway.server`)."""
+    return any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger("gateway").handlers)

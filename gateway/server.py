@@ -23,10 +23,15 @@ whether ``X-Forwarded-Proto``/``-For`` are believed (``GATEWAY_TRUSTED_PROXIES``
 the same headers (``forwarded_allow_ips``, by default the loopback addresses) when it sets ``wsgi.url_scheme``; left at
 its default, any process on the host could claim https through gunicorn although the gateway trusts no proxy. So
 gunicorn is given exactly the gateway's list, and nothing when the list is empty.
+
+Logs: with ``GATEWAY_LOG_FORMAT=json`` gunicorn's own error log (boot, signals, worker timeouts) and access log (off
+by default: the app writes its own, ``gateway.access``) are JSON lines like the gateway's (:class:`JsonGunicornLogger`),
+so a log pipeline never meets a plain-text line.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 import sys
@@ -37,14 +42,27 @@ from typing import TYPE_CHECKING, Any, cast
 import falcon
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.glogging import Logger as GunicornLogger
 from sqlalchemy import Engine
 
+from gateway.config import LogFormat
+from gateway.logs import JsonFormatter, RequestIdFilter, json_logging_enabled, request_id_var
 from gateway.metrics import worker_exited
 
 if TYPE_CHECKING:
-    from gunicorn._types import _WSGIAppType  # only in the types-gunicorn stubs
+    from gunicorn._types import _EnvironType, _WSGIAppType  # only in the types-gunicorn stubs
+    from gunicorn.config import Config
+    from gunicorn.http import Request
+    from gunicorn.http.wsgi import Response
 
-__all__ = ["DEFAULT_TIMEOUT", "GatewayServer", "default_workers", "forwarded_allow_ips", "reexec_command"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "GatewayServer",
+    "JsonGunicornLogger",
+    "default_workers",
+    "forwarded_allow_ips",
+    "reexec_command",
+]
 
 DEFAULT_TIMEOUT = 120
 """Seconds a sync worker may spend on one request before the master kills it: a full-year Batch/Subscription
@@ -85,6 +103,29 @@ def _worker_tmp_dir() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None  # noqa: S108
 
 
+class JsonGunicornLogger(GunicornLogger):
+    """gunicorn's logger, writing its error and access logs as the gateway's JSON lines (:mod:`gateway.logs`)."""
+
+    def setup(self, cfg: Config) -> None:
+        super().setup(cfg)
+        # gunicorn (re)creates its handlers here, at start and on every HUP: give each the JSON format again.
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(JsonFormatter())
+                if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+                    handler.addFilter(RequestIdFilter())
+
+    def access(self, resp: Response, req: Request, environ: _EnvironType, request_time: dt.timedelta) -> None:
+        # The access line is written after the app returned, outside the request's context: take its id from the
+        # response header the app set (gateway.web.middleware.RequestIdMiddleware).
+        request_id = next((value for name, value in resp.headers if name.lower() == "x-request-id"), "-")
+        token = request_id_var.set(request_id)
+        try:
+            super().access(resp, req, environ, request_time)
+        finally:
+            request_id_var.reset(token)
+
+
 class GatewayServer(BaseApplication):
     """A gunicorn application serving an already-built falcon app."""
 
@@ -99,9 +140,12 @@ class GatewayServer(BaseApplication):
         trusted_proxies: Sequence[str] = (),
         timeout: int = DEFAULT_TIMEOUT,
         pidfile: Path | None = None,
+        log_format: LogFormat | None = None,
         options: dict[str, Any] | None = None,
     ) -> None:
+        """``log_format`` ``None`` follows what :func:`gateway.logs.configure_logging` chose for the gateway."""
         self.wsgi_app = app
+        json_logs = json_logging_enabled() if log_format is None else log_format == "json"
 
         def post_fork(server: Any, worker: Any) -> None:
             # Connections opened in the master must not be shared by the forked workers.
@@ -134,6 +178,7 @@ class GatewayServer(BaseApplication):
             "child_exit": lambda server, worker: worker_exited(worker.pid),
             "accesslog": None,
             "errorlog": "-",
+            "logger_class": JsonGunicornLogger if json_logs else None,
             "proc_name": "greenbutton-gateway",
             # The master's pid, for signals. During a USR2 upgrade the new master writes ``<pidfile>.2`` and renames it
             # to ``<pidfile>`` once the old master has exited.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +73,29 @@ def test_serve_writes_the_master_pid_and_removes_it_on_stop(cli_environ, tmp_pat
     finally:
         server.stop()
     assert (written, pidfile.exists()) == (str(server.process.pid), False), server.output()
+
+
+def _json_object(line: str) -> dict | None:
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) and {"level", "message"} <= document.keys() else None
+
+
+def test_serve_with_json_logs_writes_only_json_lines_with_the_request_id(cli_environ, tmp_path):
+    port = free_port()
+    environ = {**cli_environ, "GATEWAY_LOG_FORMAT": "json"}
+    server = GatewayProcess(["serve", "--port", str(port), "--workers", "2"], environ, tmp_path / "serve.log", port)
+    server.start()
+    try:
+        requests.get(f"{server.base_url}/healthz", headers={"X-Request-Id": "json-logs-test-1"}, timeout=5)
+    finally:
+        server.stop()
+    # stdout and stderr together, gunicorn's boot, signal and shutdown lines included.
+    lines = [line for line in server.output().splitlines() if line.strip()]
+    documents = [_json_object(line) for line in lines]
+    not_json = [line for line, document in zip(lines, documents, strict=True) if document is None]
+    tagged = [(d["logger"], d["route"], d["status"]) for d in documents if d and d["request_id"] == "json-logs-test-1"]
+    gunicorn = any(d and d["logger"].startswith("gunicorn.") for d in documents)
+    assert (not_json, tagged, gunicorn) == ([], [("gateway.access", "/healthz", 200)], True), lines
