@@ -1,4 +1,4 @@
-"""``gateway client …``: register and list third-party applications (OAuth clients)."""
+"""``gateway client …``: register, list and re-credential third-party applications (OAuth clients)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from gateway.commands.output import add_json_flag, emit, load_services
 from gateway.customers import get_customer_by_username
-from gateway.oauth.registration import GRANT_TYPES, register_client
+from gateway.oauth.registration import GRANT_TYPES, register_client, rotate_client_credentials
 from gateway.storage.engine import session_scope
 from gateway.storage.models import ApplicationInformation, ClientRole
 
@@ -71,6 +71,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_json_flag(listing)
     listing.set_defaults(handler=list_command)
 
+    rotate = commands.add_parser(
+        "rotate-secret",
+        help="issue a new client secret (the old one stops working at once)",
+        description=(
+            "Issue a new client secret for a confidential client, e.g. after a leak: the old secret stops working at "
+            "once, the client id and every consent stay. Prints JSON with client_id and client_secret (shown once) "
+            "and, with --registration-token, a new registration_access_token (the old one is revoked)."
+        ),
+    )
+    rotate.add_argument("client_id", metavar="CLIENT_ID", help="the client id of the application")
+    rotate.add_argument(
+        "--registration-token",
+        action="store_true",
+        help="also revoke the registration access token and issue a new one",
+    )
+    add_json_flag(rotate)
+    rotate.set_defaults(handler=rotate_secret_command)
+
 
 def add_command(args: argparse.Namespace) -> int:
     services = load_services(args)
@@ -129,4 +147,26 @@ def list_command(args: argparse.Namespace) -> int:
         ]
     human = "\n".join(f"{r['id']:>4}  {r['client_id']:<28} {r['client_name']}" for r in rows)
     emit(args, rows, human or "no applications")
+    return 0
+
+
+def rotate_secret_command(args: argparse.Namespace) -> int:
+    services = load_services(args)
+    with session_scope(services.sessions) as session:
+        rotated = rotate_client_credentials(
+            session,
+            services.settings,
+            services.digester,
+            args.client_id,
+            registration_token=args.registration_token,
+        )
+    document: dict[str, object] = {
+        "client_id": rotated.client_id,
+        "client_secret": rotated.client_secret,
+        "registration_client_uri": rotated.registration_client_uri,
+    }
+    if rotated.registration_access_token is not None:
+        document["registration_access_token"] = rotated.registration_access_token
+    # Printed only once the new digests are committed: a secret shown for a rolled-back change would not work.
+    emit(args, document)
     return 0

@@ -7,17 +7,18 @@ apps), RFC 7591 §2–3 (client metadata, registration access token) and ESPI ``
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import unicodedata
 import uuid
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings, is_loopback_host
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.oauth.scope import ScopeError, parse_scope
 from gateway.oauth.server import GRANT_TYPES
 from gateway.oauth.validator import NEVER_EXPIRES
@@ -39,8 +40,11 @@ from gateway.storage.oauth import SubjectKind
 __all__ = [
     "GRANT_TYPES",
     "RegisteredClient",
+    "RotatedCredentials",
     "register_client",
+    "rotate_client_credentials",
     "rotate_client_secret",
+    "rotate_registration_token",
     "validate_grant_types",
     "validate_notify_uri",
     "validate_redirect_uri",
@@ -244,25 +248,36 @@ def register_client(
     )
     session.add(registration)
     session.flush()
-    registration_token = new_secret()
-    session.add(
-        OAuthToken(
-            digest=digester.digest(registration_token),
-            token_type=TokenType.REGISTRATION,
-            subject_kind=SubjectKind.REGISTRATION,
-            application_id=application.id,
-            authorization_id=registration.id,
-            scope="FB=36_40",
-        )
-    )
-    session.flush()
     return RegisteredClient(
         application=application,
         client_id=client_id,
         client_secret=secret,
-        registration_access_token=registration_token,
-        registration_client_uri=f"{settings.resource_base_url}/ApplicationInformation/{application.id}",
+        registration_access_token=_issue_registration_token(session, digester, application, registration.id),
+        registration_client_uri=_registration_client_uri(settings, application),
     )
+
+
+def _registration_client_uri(settings: Settings, application: ApplicationInformation) -> str:
+    return f"{settings.resource_base_url}/ApplicationInformation/{application.id}"
+
+
+def _issue_registration_token(
+    session: Session, digester: SecretDigester, application: ApplicationInformation, authorization_id: int
+) -> str:
+    """Mint a registration access token (RFC 7591 §3.2.1) under the registration Authorization; store its digest."""
+    token = new_secret()
+    session.add(
+        OAuthToken(
+            digest=digester.digest(token),
+            token_type=TokenType.REGISTRATION,
+            subject_kind=SubjectKind.REGISTRATION,
+            application_id=application.id,
+            authorization_id=authorization_id,
+            scope="FB=36_40",
+        )
+    )
+    session.flush()
+    return token
 
 
 def rotate_client_secret(application: ApplicationInformation, digester: SecretDigester) -> str:
@@ -272,3 +287,80 @@ def rotate_client_secret(application: ApplicationInformation, digester: SecretDi
     secret = new_secret()
     application.client_secret_digest = digester.digest(secret)
     return secret
+
+
+def rotate_registration_token(
+    session: Session, digester: SecretDigester, application: ApplicationInformation, *, now: dt.datetime
+) -> str:
+    """Revoke the application's registration access tokens and issue a new one (RFC 7592 §3 lets the server
+    rotate it); the old ones stop working at once."""
+    session.execute(
+        update(OAuthToken)
+        .where(
+            OAuthToken.application_id == application.id,
+            OAuthToken.token_type == TokenType.REGISTRATION,
+            OAuthToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    registration_id = session.scalar(
+        select(Authorization.id)
+        .where(
+            Authorization.application_id == application.id,
+            Authorization.kind == AuthorizationKind.REGISTRATION,
+            Authorization.status == AuthorizationStatus.ACTIVE,
+        )
+        .order_by(Authorization.id)
+        .limit(1)
+    )
+    if registration_id is None:
+        raise Conflict(f"client {application.client_id!r} has no active registration to issue a token under")
+    return _issue_registration_token(session, digester, application, registration_id)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RotatedCredentials:
+    """What a rotation returns: shown once, since only digests are stored."""
+
+    client_id: str
+    client_secret: str
+    registration_client_uri: str
+    registration_access_token: str | None = None
+    """Only when it was rotated too."""
+
+
+def rotate_client_credentials(
+    session: Session,
+    settings: Settings,
+    digester: SecretDigester,
+    client_id: str,
+    *,
+    registration_token: bool = False,
+    now: dt.datetime | None = None,
+) -> RotatedCredentials:
+    """Give a registered confidential client a new secret and, with ``registration_token``, a new registration
+    access token (RFC 7591 §3.2.1, RFC 7592 §3): the old ones stop working at once.
+
+    What the client already holds from its grants stays valid: its customers need not consent again (which
+    registering the app anew, with a new client id, would force on them). Public and deregistered clients are
+    refused.
+    """
+    application = session.scalar(select(ApplicationInformation).where(ApplicationInformation.client_id == client_id))
+    if application is None:
+        raise NotFound(f"no client with client_id {client_id!r}")
+    if application.status == ApplicationStatus.REVOKED:
+        raise Conflict(f"client {client_id!r} is deregistered: its credentials cannot be renewed")
+    if application.is_public:
+        raise BadRequest(f"client {client_id!r} is a public client: it has no secret to rotate")
+    secret = rotate_client_secret(application, digester)
+    token = (
+        rotate_registration_token(session, digester, application, now=now or utcnow()) if registration_token else None
+    )
+    session.flush()
+    return RotatedCredentials(
+        client_id=application.client_id,
+        client_secret=secret,
+        registration_client_uri=_registration_client_uri(settings, application),
+        registration_access_token=token,
+    )
