@@ -5,13 +5,13 @@ gateway serve                     run under gunicorn (migrates first)
 gateway demo                      demo data, a demo app, and serve
 gateway worker                    deliver queued mails and push notifications
 gateway customer add|list|set-password
-gateway client add|list
+gateway client add|list|rotate-secret
 gateway notifications list [--failed]
                                   push notifications and their delivery state
 gateway bulk list [--state S]     Batch/Bulk requests built in the background
 gateway doctor                    check configuration, database, mail, clock
 gateway import FILE... --customer USERNAME [--lenient]
-                                  import Green Button files for a customer
+                                  import Green Button files for a customer (and notify apps)
 gateway validate FILE...          check Green Button feeds (schema and semantics)
 gateway sample-data               regenerate the realistic sample feeds in sample_data/
 """
