@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import EmptyDatabases
 from tests.support.live_gateway import LiveGateway, live_gateway
 
 CHROMIUM = Path(os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -51,8 +52,8 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    with live_gateway(tmp_path_factory.mktemp("browser")) as running:
+def gateway(tmp_path_factory: pytest.TempPathFactory, empty_databases: EmptyDatabases) -> Iterator[LiveGateway]:
+    with live_gateway(tmp_path_factory.mktemp("browser"), database_url=empty_databases.new("browser")) as running:
         yield running
 
 

@@ -19,12 +19,13 @@ from gateway.outbox.worker import run_once
 from gateway.storage.consent import Consent
 from gateway.storage.engine import session_scope
 from gateway.storage.models import OAuthToken, RetailCustomer
+from tests.conftest import EmptyDatabases
 from tests.support.live_gateway import SCOPE, LiveBrowser, LiveGateway, live_gateway
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
-    with live_gateway(tmp_path_factory.mktemp("rows")) as running:
+def gateway(tmp_path_factory: pytest.TempPathFactory, empty_databases: EmptyDatabases) -> Iterator[LiveGateway]:
+    with live_gateway(tmp_path_factory.mktemp("rows"), database_url=empty_databases.new("rows")) as running:
         yield running
 
 

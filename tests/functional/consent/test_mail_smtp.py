@@ -34,10 +34,11 @@ def smtp_server():
         controller.stop()
 
 
-def test_grant_and_revoke_mails_are_received(tmp_path, smtp_server):
+def test_grant_and_revoke_mails_are_received(tmp_path, smtp_server, empty_databases):
     controller, handler = smtp_server
     with live_gateway(
         tmp_path,
+        database_url=empty_databases.new("mails"),
         extra_environ={
             "GATEWAY_SMTP_URL": f"smtp://127.0.0.1:{controller.port}",
             "GATEWAY_MAIL_FROM": "Gateway <gw@example.com>",
@@ -57,8 +58,9 @@ def test_grant_and_revoke_mails_are_received(tmp_path, smtp_server):
     assert to_app == ["New authorization for Energy App", "Authorization ended for Energy App"]
 
 
-def test_a_down_smtp_server_does_not_break_the_consent(tmp_path):
-    with live_gateway(tmp_path, extra_environ={"GATEWAY_SMTP_URL": f"smtp://127.0.0.1:{free_port()}"}) as gateway:
+def test_a_down_smtp_server_does_not_break_the_consent(tmp_path, empty_databases):
+    smtp = {"GATEWAY_SMTP_URL": f"smtp://127.0.0.1:{free_port()}"}
+    with live_gateway(tmp_path, database_url=empty_databases.new("down_smtp"), extra_environ=smtp) as gateway:
         tokens = LiveBrowser(gateway).grant_and_redeem()
         report = run_once(gateway.services)
     assert tokens["access_token"] and report.delivery.retried == 2 and report.delivery.delivered == 1
