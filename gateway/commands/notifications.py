@@ -1,8 +1,9 @@
 """``gateway notifications list [--failed]``: the push notifications to apps and how their delivery went (FB 39).
 
 ESPI-NOTES §9: a custodian must notice and record failed deliveries. Every BatchList push is an outbox row; this
-lists them (newest first) with the app, the notify URI, attempts, state and the last error, so an operator sees which
-app's endpoint is down. ``--failed`` shows only those given up after the last retry.
+lists them (newest first) with the app, the notify URI, attempts, state, the worker that delivered it (``host:pid``)
+and the last error, so an operator sees which app's endpoint is down and which node sent what. ``--failed`` shows
+only those given up after the last retry.
 """
 
 from __future__ import annotations
@@ -58,13 +59,16 @@ def list_notifications(args: argparse.Namespace) -> int:
                 "created_at": row.created_at.isoformat(),
                 "next_attempt_at": row.next_attempt_at.isoformat() if row.state == OutboxState.PENDING else None,
                 "delivered_at": row.delivered_at.isoformat() if row.delivered_at else None,
+                "delivered_by": row.delivered_by,
                 "last_error": row.last_error,
             }
             for row in rows
         ]
     lines = [
         f"#{item['id']} {item['state']:<9} app {item['application_id']} {item['uri']} "
-        f"attempts {item['attempts']}" + (f"  last error: {item['last_error']}" if item["last_error"] else "")
+        f"attempts {item['attempts']}"
+        + (f"  delivered by {item['delivered_by']}" if item["delivered_by"] else "")
+        + (f"  last error: {item['last_error']}" if item["last_error"] else "")
         for item in document
     ]
     emit(args, document, "\n".join(lines) if lines else "no notifications")

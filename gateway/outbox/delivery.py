@@ -2,10 +2,11 @@
 
 Claiming is a short transaction: ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (several workers never claim the
 same row; SQLite's ``BEGIN IMMEDIATE`` serialises writers instead) sets a lease (``claimed_until``). Delivery then
-happens with no transaction open, so a slow SMTP server holds no locks. Success marks the row delivered; failure
-schedules the next attempt with exponential backoff and jitter, and after ``max_attempts`` the row is marked failed
-and kept (ESPI-NOTES §9: failed deliveries must be noticed and recorded). A worker that dies mid-delivery leaves a
-lease that lapses, and another worker retries: delivery is at least once.
+happens with no transaction open, so a slow SMTP server holds no locks. Success marks the row delivered, by whom
+(``delivered_by``: the worker's ``host:pid``); failure schedules the next attempt with exponential backoff and
+jitter, and after ``max_attempts`` the row is marked failed and kept (ESPI-NOTES §9: failed deliveries must be
+noticed and recorded). A worker that dies mid-delivery leaves a lease that lapses, and another worker retries:
+delivery is at least once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import functools
 import http.client
 import ipaddress
 import logging
+import os
 import random
 import socket
 import ssl
@@ -34,7 +36,7 @@ from gateway.config import Settings, is_loopback_host
 from gateway.outbox.mailer import Mailer, build_message, mailer_for
 from gateway.outbox.queue import MAIL, NOTIFICATION
 from gateway.storage.base import utcnow
-from gateway.storage.outbox import OutboxMessage, OutboxState
+from gateway.storage.outbox import DELIVERED_BY_LENGTH, OutboxMessage, OutboxState
 
 __all__ = [
     "Deliverer",
@@ -47,6 +49,7 @@ __all__ = [
     "post_notification",
     "post_to_app",
     "register_deliverer",
+    "worker_identity",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,15 @@ class DeliveryReport:
     @property
     def attempted(self) -> int:
         return self.delivered + self.retried + self.failed
+
+
+def worker_identity() -> str:
+    """This process as ``host:pid``, recorded as ``delivered_by`` on what it delivers (several nodes, several workers).
+
+    Asked at each pass rather than once at import: a forked process has a pid of its own.
+    """
+    pid = f":{os.getpid()}"
+    return socket.gethostname()[: DELIVERED_BY_LENGTH - len(pid)] + pid
 
 
 class UnsafeNotifyTarget(Exception):
@@ -288,8 +300,13 @@ def deliver_due(
     limit: int = 50,
     clock: Callable[[], dt.datetime] = utcnow,
     max_attempts: int = MAX_ATTEMPTS,
+    delivered_by: str | None = None,
 ) -> DeliveryReport:
-    """Deliver up to ``limit`` due messages once; return what happened. Safe to run in several workers at once."""
+    """Deliver up to ``limit`` due messages once; return what happened. Safe to run in several workers at once.
+
+    Each delivered row records ``delivered_by`` (default: :func:`worker_identity`, this process).
+    """
+    delivered_by = (delivered_by or worker_identity())[:DELIVERED_BY_LENGTH]
     now = clock()
     lease = now + LEASE
     report = DeliveryReport()
@@ -348,6 +365,7 @@ def deliver_due(
                 "attempts": attempts + 1,
                 "state": OutboxState.DELIVERED,
                 "delivered_at": clock(),
+                "delivered_by": delivered_by,
                 "last_error": None,
             },
         )

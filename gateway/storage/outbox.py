@@ -14,7 +14,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.storage.base import Base, UTCDateTime, utcnow
 
-__all__ = ["OutboxMessage", "OutboxState"]
+__all__ = ["DELIVERED_BY_LENGTH", "OutboxMessage", "OutboxState"]
+
+DELIVERED_BY_LENGTH = 128
+"""Room for ``host:pid`` (a Linux host name has at most 64 characters); a longer name is cut, never the pid."""
 
 
 class OutboxState:
@@ -44,4 +47,7 @@ class OutboxMessage(Base):
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    delivered_by: Mapped[str | None] = mapped_column(String(DELIVERED_BY_LENGTH))
+    """Which worker process delivered it (``host:pid``, :func:`gateway.outbox.delivery.worker_identity`): with
+    several nodes and their workers, which one sent each message (``gateway notifications list``)."""
     last_error: Mapped[str | None] = mapped_column(Text)
