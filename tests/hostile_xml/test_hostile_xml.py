@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -31,9 +30,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from sqlalchemy import inspect, text
 
 from gateway.storage.models import ClientRole
 from tests.blackbox.conftest import LiveGateway, start_live
+from tests.conftest import EmptyDatabases
 from tests.functional.oauth.helpers import CLIENT_SCOPE, basic
 from tests.hostile_xml.payloads import PAYLOADS, FileTrap, HostilePayload, NetworkTrap, Traps
 
@@ -66,9 +67,9 @@ def traps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traps]:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+def gateway(tmp_path_factory: pytest.TempPathFactory, empty_databases: EmptyDatabases) -> Iterator[LiveGateway]:
     """A gateway of its own, so that its workers' peak RSS starts from a fresh process."""
-    with start_live(tmp_path_factory.mktemp("hostile")) as live:
+    with start_live(tmp_path_factory.mktemp("hostile"), empty_databases.new("hostile")) as live:
         yield live
 
 
@@ -151,17 +152,15 @@ def _check_memory(gateway: LiveGateway, before: dict[int, int], bound: int, wher
 
 
 def _data_counts(gateway: LiveGateway) -> dict[str, int]:
-    """Row counts of every table that holds data (volatile bookkeeping tables left out)."""
-    connection = sqlite3.connect(gateway.settings.database_url.removeprefix("sqlite:///"))
-    try:
-        names = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    """Row counts of every table that holds data (volatile bookkeeping tables left out), on either backend."""
+    engine = gateway.services.engine
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.connect() as connection:
         return {
-            name: connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
-            for name in names
+            name: connection.execute(text(f"SELECT count(*) FROM {quote(name)}")).scalar_one()
+            for name in inspect(connection).get_table_names()
             if not any(word in name.lower() for word in _VOLATILE_TABLES)
         }
-    finally:
-        connection.close()
 
 
 def _post_streaming(
