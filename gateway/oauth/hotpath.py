@@ -85,9 +85,11 @@ class HotPath:
                     self._held_connections = held
         return self._held_connections
 
-    def _applies(self, session: Session | sessionmaker[Session]) -> bool:
+    def _applies(self, session: Session | sessionmaker[Session] | Engine) -> bool:
         if self._engine.dialect.name != "sqlite":
             return False
+        if isinstance(session, Engine):
+            return True  # a caller of its own (the rate limiter), outside any request's session
         if isinstance(session, sessionmaker):
             # The request's session is not made yet, so it has no transaction: what matters is what it binds to.
             return isinstance(session.kw.get("bind"), Engine)
@@ -117,16 +119,18 @@ class HotPath:
         return self._autocommit_engine().connect()
 
     @contextmanager
-    def single_read(self, session: Session | sessionmaker[Session]) -> Iterator[Connection | None]:
-        """A connection for one read statement whose result the caller consumes at once, or ``None``.
+    def single_statement(self, session: Session | sessionmaker[Session] | Engine) -> Iterator[Connection | None]:
+        """A connection for one statement whose result the caller consumes at once, or ``None``.
 
-        The token lookup of a request that needs nothing else from the database (``GET …/UsagePoint/{u}``, whose
-        row rides along with the token's) would otherwise check a connection out of the pool and back in around
-        one ``SELECT``: about as much work as the query. Each thread keeps one autocommit connection for such reads
-        instead. Nothing is ever left open on it (the statement's cursor is closed at once; no transaction is begun
-        at the driver), so holding it between requests holds no lock and no WAL snapshot. After a database error it
-        is discarded, and a forked process never uses its parent's (it is keyed by the process id). ``None`` where
-        the hot path does not apply (see :meth:`connection`).
+        Two callers run a single statement per request: the token lookup of a request that needs nothing else from
+        the database (``GET …/UsagePoint/{u}``, whose row rides along with the token's), and the rate limiter's
+        lease (one ``INSERT … ON CONFLICT … RETURNING``, :func:`gateway.storage.rate_limit.take_tokens`). Checking
+        a connection out of the pool and back in around it would cost about as much as the statement, so each
+        thread keeps one autocommit connection for them instead. Nothing is ever left open on it (the statement's
+        cursor is closed at once; no transaction is begun at the driver: a write commits by itself), so holding it
+        between requests holds no lock and no WAL snapshot. After a database error it is discarded, and a forked
+        process never uses its parent's (it is keyed by the process id). ``None`` where the hot path does not apply
+        (see :meth:`connection`; an ``Engine`` asks for itself).
         """
         if not self._applies(session):
             yield None

@@ -212,7 +212,7 @@ class EspiApi:
             )
         else:
             # The one query this request makes: on the thread's held read connection, not a pooled one of its own.
-            with self.hotpath.single_read(self._session_source(req)) as held:
+            with self.hotpath.single_statement(self._session_source(req)) as held:
                 principal, point = self.bearer_auth.require_with_usage_point(
                     req, usage_point_id, "customer", db=held if held is not None else self.connection(req)
                 )

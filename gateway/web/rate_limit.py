@@ -10,7 +10,7 @@ authenticated UsagePoint GET is a throughput benchmark):
 
 - **The bucket lives in the database** (``rate_limit_bucket``, :mod:`gateway.storage.rate_limit`), one row per key.
 - **Workers lease tokens in batches.** A worker process takes several tokens at once from the shared bucket, in one
-  short transaction that refills it (``rate`` x elapsed, capped at ``burst``) and takes the lease under a row lock
+  statement that refills it (``rate`` x elapsed, capped at ``burst``) and takes the lease under the row's lock
   (:func:`gateway.storage.rate_limit.take_tokens`), then spends them in memory under a thread lock.
 - **Leases are sized by demand.** A worker's first lease for a key is one token; a lease spent within its lifetime
   doubles the next one, up to ``max(1, min(burst // 4, ceil(rate / 2)))``; a lease that expired half-used makes the
@@ -28,8 +28,9 @@ authenticated UsagePoint GET is a throughput benchmark):
   out), the request is let through, a warning is logged once per outage, and the limiter stops asking the database
   for ``OUTAGE_BACKOFF`` seconds; the request then fails cleanly on its own query, or succeeds if it needs none.
 
-The lease runs on its own short-lived connection from the engine, never on the request's session, and commits at
-once. Under the test suite's savepoint isolation, where the application's sessions are bound to one connection
+The lease never runs on the request's session: on SQLite it is a single autocommit statement on the thread's held
+connection (:meth:`gateway.oauth.hotpath.HotPath.single_statement`), on PostgreSQL a pooled connection's own short
+transaction. Under the test suite's savepoint isolation, where the application's sessions are bound to one connection
 inside an outer transaction, the limiter is given that connection and takes each lease in a savepoint on it
 (:func:`sessions_bind`). Without a database (``bind=None``: unit tests passing a clock, tools) the buckets live in
 this process's memory; with ``rate = 0`` the limit is off.
@@ -60,6 +61,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import TooManyRequests
+from gateway.oauth.hotpath import HotPath
 from gateway.storage.rate_limit import KEY_LENGTH, Lease, take_tokens
 
 __all__ = [
@@ -223,7 +225,12 @@ class RateLimiter:
         if isinstance(bind, Connection):
             with self._bind_lock, bind.begin_nested():
                 return take_tokens(bind, shared_key, want=want, rate=self.rate, burst=self.burst, now=now)
-        with bind.begin() as connection:  # its own pooled connection, committed at once
+        # The lease is one statement: on SQLite it runs alone on the thread's held autocommit connection (no pool
+        # checkout, no BEGIN IMMEDIATE around it), elsewhere on a pooled connection, committed at once.
+        with HotPath.for_engine(bind).single_statement(bind) as held:
+            if held is not None:
+                return take_tokens(held, shared_key, want=want, rate=self.rate, burst=self.burst, now=now)
+        with bind.begin() as connection:
             return take_tokens(connection, shared_key, want=want, rate=self.rate, burst=self.burst, now=now)
 
     def _database_failed(self, error: Exception, now: float) -> None:

@@ -78,7 +78,7 @@ def file_services(tmp_path):
 
 
 def _held(hot: HotPath, source: object) -> Connection:
-    with hot.single_read(source) as connection:  # type: ignore[arg-type]
+    with hot.single_statement(source) as connection:  # type: ignore[arg-type]
         assert connection is not None
         assert connection.execute(select(literal_column("1"))).scalar_one() == 1
         return connection
@@ -113,10 +113,10 @@ def test_held_connections_never_take_the_pool(file_services):
 def test_a_database_error_discards_the_held_connection_but_a_refusal_does_not(file_services):
     hot = HotPath.for_engine(file_services.engine)
     first = _held(hot, file_services.sessions)
-    with pytest.raises(Unauthorized), hot.single_read(file_services.sessions):
+    with pytest.raises(Unauthorized), hot.single_statement(file_services.sessions):
         raise Unauthorized("an answer of ours, not a database failure")
     assert _held(hot, file_services.sessions) is first
-    with pytest.raises(DBAPIError), hot.single_read(file_services.sessions) as connection:
+    with pytest.raises(DBAPIError), hot.single_statement(file_services.sessions) as connection:
         connection.execute(text("SELECT * FROM no_such_table"))
     assert first.invalidated
     assert _held(hot, file_services.sessions) is not first
@@ -138,5 +138,5 @@ def test_a_forked_process_opens_its_own(file_services):
 
 def test_nothing_is_held_where_the_hot_path_does_not_apply(file_services):
     hot = HotPath.for_engine(file_services.engine)
-    with file_services.engine.connect() as outer, hot.single_read(sessionmaker(bind=outer)) as connection:
+    with file_services.engine.connect() as outer, hot.single_statement(sessionmaker(bind=outer)) as connection:
         assert connection is None

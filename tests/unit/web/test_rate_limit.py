@@ -164,21 +164,23 @@ def stored_tokens(engine: Engine, name: str, key: str = "client") -> float | Non
 
 
 class StatementCounter:
-    """Counts the SQL statements an engine executes while installed."""
+    """Counts the SQL statements executed while installed against ``engine``'s database, by any engine: on SQLite the
+    limiter leases on an autocommit connection of the hot path's own engine (gateway.oauth.hotpath)."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.url = engine.url
         self.count = 0
 
-    def _count(self, *args: Any) -> None:
-        self.count += 1
+    def _count(self, connection: Any, *args: Any) -> None:
+        if connection.engine.url == self.url:
+            self.count += 1
 
     def __enter__(self) -> StatementCounter:
-        event.listen(self.engine, "before_cursor_execute", self._count)
+        event.listen(Engine, "before_cursor_execute", self._count)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._count)
+        event.remove(Engine, "before_cursor_execute", self._count)
 
 
 def test_shared_a_burst_passes_then_429(migrated_engine: Engine, name: str):
@@ -239,6 +241,20 @@ def test_shared_retry_after_is_the_wait_for_one_token(migrated_engine: Engine, n
     assert retry_after(limiter) == 2
     clock.advance(1.5)
     assert accepted(limiter) == 1
+
+
+def test_shared_a_lease_is_one_statement(migrated_engine: Engine, name: str):
+    """Refill and take in one ``INSERT … ON CONFLICT … RETURNING``, for a new bucket and for an existing one (and
+    the counter that proves other tests' "no statement" sees the limiter's statements at all)."""
+    clock = Clock()
+    limiter = shared(migrated_engine, name, clock, rate=1, burst=3)
+    with StatementCounter(migrated_engine) as statements:
+        limiter.check("client")
+    assert statements.count == 1
+    clock.advance(2)  # the lease expired: the next check leases again
+    with StatementCounter(migrated_engine) as statements:
+        limiter.check("client")
+    assert statements.count == 1
 
 
 def test_shared_a_refused_client_does_not_reach_the_database_until_a_token_is_due(migrated_engine: Engine, name: str):
