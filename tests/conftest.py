@@ -32,6 +32,8 @@ from gateway.security.passwords import PasswordHasher
 from gateway.services import Services
 from gateway.storage import migrate
 from gateway.storage.engine import make_engine
+from tests.support.atom import ValidatingTestApp
+from tests.support.atom import atom_schema_versions as served_atom_schema_versions
 from tests.support.postgres import PostgresCluster, find_postgres_bin, why_no_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,10 +197,21 @@ def app(settings: Settings, services: Services):  # type: ignore[no-untyped-def]
     return create_app(settings, services=services)
 
 
+@pytest.fixture(scope="session")
+def atom_schema_versions() -> tuple[str, ...]:
+    """The schema sets every served Atom document is checked against (tests/support/atom.py)."""
+    return served_atom_schema_versions()
+
+
 @pytest.fixture
-def testapp(app) -> webtest.TestApp:  # type: ignore[no-untyped-def]
-    """The WSGI app driven by WebTest, as if over HTTP from 127.0.0.1."""
-    return webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000"})
+def testapp(app, atom_schema_versions) -> webtest.TestApp:  # type: ignore[no-untyped-def]
+    """The WSGI app driven by WebTest, as if over HTTP from 127.0.0.1; every Atom document it serves is checked
+    against our schemas and the official ESPI ones (tests/support/atom.py)."""
+    return ValidatingTestApp(
+        app,
+        schema_versions=atom_schema_versions,
+        extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000"},
+    )
 
 
 @pytest.fixture

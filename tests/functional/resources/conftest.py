@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import gzip
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import webob
-import webtest
 from lxml import etree
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -46,6 +43,7 @@ from tests.functional.oauth.helpers import (
     pkce_pair,
     query_of,
 )
+from tests.support.atom import assert_valid_atom, parse
 
 # The OAuth fixtures this package builds on (customers, the authorize URL, the in-process consent, the token call).
 alice = oauth_fixtures.alice
@@ -269,75 +267,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def parse(body: bytes) -> etree._Element:
-    return etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
-
-
-ATOM_MEDIA_TYPE = "application/atom+xml"
 CLIENT_ENVIRON = {"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000"}
-
-
-def assert_valid_atom(request: webob.Request, response: webob.Response, versions: Sequence[str]) -> None:
-    """Assert that ``response``, when it is an Atom document (``application/atom+xml``), validates against each schema
-    set of ``versions``.
-
-    A 304 and the answer to a HEAD have no body. A gzip body (``Content-Encoding: gzip``) is checked as the client reads
-    it, decompressed. The message names the request and the first schema error, so the failing test says which feed is
-    invalid and why.
-    """
-    if response.content_type != ATOM_MEDIA_TYPE or response.status_int == 304 or request.method == "HEAD":
-        return
-    where = f"{request.method} {request.path_qs} ({response.status})"
-    body = response.body
-    if response.headers.get("Content-Encoding", "").strip().lower() == "gzip":
-        body = gzip.decompress(body)
-    try:
-        root = parse(body)
-    except etree.XMLSyntaxError as error:
-        raise AssertionError(f"{where} served {ATOM_MEDIA_TYPE} that is not well-formed XML: {error}") from None
-    for version in versions:
-        errors = schemas.validation_errors(root, version)
-        if errors:
-            first = errors[0]
-            raise AssertionError(
-                f"{where} served an Atom document invalid against the {version!r} schemas: "
-                f"line {first.line}: {first.message} ({len(errors)} error(s) in all)"
-            )
-
-
-class ValidatingTestApp(webtest.TestApp):  # type: ignore[misc]  # webtest has no type hints
-    """A WebTest app that checks every Atom document the gateway serves (:func:`assert_valid_atom`), whatever the
-    test then does with it: a test that only parses a feed, or only looks at its status, still fails on an invalid one.
-    """
-
-    def __init__(self, app: Any, *, schema_versions: Sequence[str], **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self.schema_versions = tuple(schema_versions)
-
-    def do_request(self, req: webob.Request, status: Any = None, expect_errors: Any = None) -> webtest.TestResponse:
-        # WebTest has already decoded a gzip body (and dropped Content-Encoding) when this returns.
-        response = super().do_request(req, status, expect_errors)
-        assert_valid_atom(req, response, self.schema_versions)
-        return response
-
-
-@pytest.fixture(scope="session")
-def atom_schema_versions() -> tuple[str, ...]:
-    """The schema sets every served Atom document must satisfy: ours always, and the official ESPI 4.0 one when its
-    files are present (``$GATEWAY_OFFICIAL_XSD_DIR`` or ``../shared/espi/xsd``: gateway/espi/schemas.py). Without them
-    the official check is left out with a warning, not silently: the tests still run against ours."""
-    try:
-        schemas.load_schema("4.0")
-    except schemas.SchemaUnavailableError as missing:
-        warnings.warn(f"served Atom documents are checked against our schemas only: {missing}", stacklevel=1)
-        return ("ours",)
-    return ("ours", "4.0")
-
-
-@pytest.fixture
-def testapp(app, atom_schema_versions) -> ValidatingTestApp:
-    """The WSGI app driven by WebTest from 127.0.0.1; every Atom document it serves is schema-checked."""
-    return ValidatingTestApp(app, schema_versions=atom_schema_versions, extra_environ=dict(CLIENT_ENVIRON))
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from gateway.storage.models import Authorization, ClientRole, OAuthToken
 from tests.conftest import make_settings
 from tests.functional.oauth.helpers import PASSWORD, basic, make_client, make_customer
 from tests.functional.resources.conftest import BASE, FULL_SCOPE, Tree, build_tree
+from tests.support.atom import ValidatingTestApp, atom_schema_versions
 
 
 class CountingSessions(sessionmaker[Session]):
@@ -82,8 +83,9 @@ def gateway(tmp_path) -> Iterator[FileGateway]:
             scopes=(FULL_SCOPE,),
         )
         session.commit()
-    testapp = webtest.TestApp(
+    testapp = ValidatingTestApp(
         create_app(settings, services=services),
+        schema_versions=atom_schema_versions(),
         extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000"},
     )
     body = testapp.post(

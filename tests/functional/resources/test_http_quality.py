@@ -10,14 +10,8 @@ import pytest
 import webob
 
 from gateway.app import create_app
-from tests.functional.resources.conftest import (
-    BASE,
-    CLIENT_ENVIRON,
-    ValidatingTestApp,
-    assert_valid_atom,
-    entry_kinds,
-    parse,
-)
+from tests.functional.resources.conftest import BASE, CLIENT_ENVIRON, entry_kinds
+from tests.support.atom import ValidatingTestApp, assert_valid_atom, parse
 
 # An Atom feed that is well-formed but invalid: an entry needs an id, a title and an updated date (RFC 4287 §4.1.2).
 INVALID_FEED = b'<feed xmlns="http://www.w3.org/2005/Atom"><entry/></feed>'
