@@ -49,7 +49,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         choices=GRANT_TYPES,
         metavar="G",
-        help=f"a grant type the app may use (repeatable; one of {', '.join(GRANT_TYPES)})",
+        help=(
+            f"a grant type the app may use (repeatable; one of {', '.join(GRANT_TYPES)}); default: "
+            "authorization_code, client_credentials and refresh_token (public clients: no client_credentials). "
+            "A third-party app needs at least two of those three, as its ESPI ApplicationInformation lists them"
+        ),
     )
     add.add_argument("--public", action="store_true", help="a public client (no secret; PKCE required)")
     add.add_argument(

@@ -23,6 +23,7 @@ from gateway.oauth.scope import ScopeError, parse_scope
 from gateway.oauth.server import GRANT_TYPES
 from gateway.oauth.validator import NEVER_EXPIRES
 from gateway.security.digests import SecretDigester, new_secret
+from gateway.storage.application import ESPI_GRANT_TYPES, MIN_ESPI_GRANT_TYPES
 from gateway.storage.base import utcnow
 from gateway.storage.ids import stable_uuid
 from gateway.storage.models import (
@@ -52,6 +53,8 @@ __all__ = [
 ]
 
 DEFAULT_GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
+PUBLIC_DEFAULT_GRANT_TYPES = ("authorization_code", "refresh_token")
+"""A public client has no secret for client_credentials (RFC 6749 §4.4 needs client authentication)."""
 DEFAULT_SCOPE = (
     "FB=1_3_4_5_8_10_12_13_14_15_16_18_31_35_37_39_40_41;IntervalDuration=900_3600;BlockDuration=daily;HistoryLength=13"
 )
@@ -133,7 +136,7 @@ def validate_scopes(scopes: Sequence[str]) -> list[str]:
 
 def validate_grant_types(grant_types: Sequence[str], *, public: bool) -> list[str]:
     """Check grant types against the four we serve; public clients may use only authorization_code and refresh."""
-    chosen = list(dict.fromkeys(grant_types)) or list(DEFAULT_GRANT_TYPES)
+    chosen = list(dict.fromkeys(grant_types)) or list(PUBLIC_DEFAULT_GRANT_TYPES if public else DEFAULT_GRANT_TYPES)
     for grant in chosen:
         if grant not in GRANT_TYPES:
             raise BadRequest(f"grant type {grant!r} is not supported; choose from {', '.join(GRANT_TYPES)}")
@@ -200,6 +203,14 @@ def register_client(
     for role in roles:
         if role not in ClientRole.ALL:
             raise BadRequest(f"role {role!r} is unknown; choose from {', '.join(ClientRole.ALL)}")
+    espi_grants = ESPI_GRANT_TYPES.intersection(grants)
+    if ClientRole.THIRD_PARTY in roles and len(espi_grants) < MIN_ESPI_GRANT_TYPES:
+        # Its ESPI ApplicationInformation could not be written: the schema wants two or more grant_types.
+        raise BadRequest(
+            "a third-party application needs at least two of the ESPI grant types "
+            f"{', '.join(sorted(ESPI_GRANT_TYPES))} (ApplicationInformation lists two or more grant_types); "
+            f"{', '.join(grants)} {'is' if len(grants) == 1 else 'are'} not enough"
+        )
     if public:
         auth_method = "none"
     else:

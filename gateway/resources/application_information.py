@@ -64,6 +64,11 @@ class ApplicationInformationResource:
         application: ApplicationInformation | None = req.context.db.get(ApplicationInformation, application_id)
         if application is None or application.status == ApplicationStatus.REVOKED:
             raise NotFound(f"no ApplicationInformation {application_id}")
+        if not application.is_third_party:
+            raise NotFound(
+                f"no ApplicationInformation {application_id}: client {application.client_id} is one of the "
+                "custodian's own clients (operator, upload or self-access), managed with `gateway client`"
+            )
         return application
 
     def _send(self, req: falcon.Request, resp: falcon.Response, application: ApplicationInformation) -> None:

@@ -36,10 +36,11 @@ be millions of usage points. ``published-*``/``updated-*`` select by the Atom da
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import falcon
+from sqlalchemy import ColumnElement
 
 from gateway.errors import NotFound
 from gateway.espi.links import UsagePointLinks
@@ -125,6 +126,8 @@ class RootFamily(Generic[_M]):
     rooted: bool = True
     id_field: str = "item_id"
     """The item route's id field (``MeterReading/{m}``: ``m``), named as on the customer paths."""
+    where: Callable[[], Sequence[ColumnElement[bool]]] = tuple
+    """Which rows the collection holds, when not every one (ApplicationInformation: third-party registrations)."""
 
 
 class RootCollectionResource(_Custodian, Generic[_M]):
@@ -147,7 +150,11 @@ class RootCollectionResource(_Custodian, Generic[_M]):
         query = self.check(req)
         family = self.family
         page = queries.root_collection(
-            self.api.db(req), family.model, filters=self.api.filters(query), page=self.api.page(query)
+            self.api.db(req),
+            family.model,
+            filters=self.api.filters(query),
+            page=self.api.page(query),
+            where=family.where(),
         )
         self.api.send_collection(
             req,
@@ -167,7 +174,7 @@ class RootCollectionResource(_Custodian, Generic[_M]):
     def read_item(self, req: falcon.Request, resp: falcon.Response, item_id: int) -> None:
         """Send row ``item_id`` as one entry."""
         self.check(req)
-        row = queries.root_item(self.api.db(req), self.family.model, item_id)
+        row = queries.root_item(self.api.db(req), self.family.model, item_id, where=self.family.where())
         if row is None:
             raise NotFound(f"no {self.family.path} {item_id}")
         # An Authorization's status can change without its ``updated`` moving: keep it in the ETag.
@@ -341,8 +348,18 @@ class ApplicationInformationRoutes:
             # No secret and no registration token: written empty, as on the registration token's own GET.
             return application_information_entry(application, api.links, endpoints)
 
+        # Third-party registrations only: the custodian's own clients (operator, upload, self-access) are no ESPI
+        # ApplicationInformation (see ApplicationInformation.is_third_party); `gateway client list` shows them.
         self.root = RootCollectionResource(
-            api, RootFamily("ApplicationInformation", "ApplicationInformation", ApplicationInformation, entry, False)
+            api,
+            RootFamily(
+                "ApplicationInformation",
+                "ApplicationInformation",
+                ApplicationInformation,
+                entry,
+                False,
+                where=lambda: (ApplicationInformation.third_party_filter(),),
+            ),
         )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:

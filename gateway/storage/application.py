@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, Boolean, ForeignKey, SmallInteger, String
+from sqlalchemy import JSON, Boolean, ColumnElement, ForeignKey, SmallInteger, String, cast
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.storage.base import Base, UTCDateTime
@@ -43,6 +43,12 @@ class ClientRole:
     UPLOAD = "upload"
     SELF_ACCESS = "self_access"
     ALL = (THIRD_PARTY, CUSTODIAN_ADMIN, UPLOAD, SELF_ACCESS)
+
+
+ESPI_GRANT_TYPES = frozenset({"authorization_code", "client_credentials", "refresh_token"})
+"""The grant types an ESPI ``ApplicationInformation`` can list (the schema's ``GrantType``; ``password`` is ours)."""
+MIN_ESPI_GRANT_TYPES = 2
+"""ESPI's ``ApplicationInformation`` lists at least two ``grant_types`` (``minOccurs="2"`` in espi.xsd 3.3 and 4.0)."""
 
 
 class ApplicationInformation(EspiResourceMixin, Base):
@@ -82,6 +88,18 @@ class ApplicationInformation(EspiResourceMixin, Base):
     )
 
     owner: Mapped[RetailCustomer | None] = relationship()
+
+    @property
+    def is_third_party(self) -> bool:
+        """An ESPI third-party registration (ESPI-NOTES §6), served as ``ApplicationInformation``; the custodian's own
+        clients (operator, upload, customers' self-access) are not: ``gateway client`` manages them."""
+        return ClientRole.THIRD_PARTY in (self.roles or ())
+
+    @classmethod
+    def third_party_filter(cls) -> ColumnElement[bool]:
+        """SQL for :attr:`is_third_party`. ``roles`` is a JSON list written by SQLAlchemy's serializer, so its text
+        holds the role quoted, on SQLite and PostgreSQL alike."""
+        return cast(cls.roles, String).like(f'%"{ClientRole.THIRD_PARTY}"%')
 
     @property
     def is_public(self) -> bool:

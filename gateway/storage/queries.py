@@ -764,14 +764,20 @@ def _root_page(session: Session, statement: Select[Any], page: Page, *, scalars:
 
 
 def root_collection(
-    session: Session, model: type[_Model], *, filters: IntervalFilter = IntervalFilter(), page: Page = Page()
+    session: Session,
+    model: type[_Model],
+    *,
+    filters: IntervalFilter = IntervalFilter(),
+    page: Page = Page(),
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> RootPage[_Model]:
-    """One page of every ``model`` row in id order, filtered by Atom ``published`` and ``updated`` (FB 37,
-    ESPI-NOTES §8: entries other than IntervalBlocks are selected by their Atom dates). ``model`` is the ESPI
-    resource a root collection lists (IntervalBlocks have their own query, :func:`root_blocks`)."""
+    """One page of every ``model`` row (that meets ``where``) in id order, filtered by Atom ``published`` and
+    ``updated`` (FB 37, ESPI-NOTES §8: entries other than IntervalBlocks are selected by their Atom dates). ``model``
+    is the ESPI resource a root collection lists (IntervalBlocks have their own query, :func:`root_blocks`)."""
     statement = (
         select(model)
         .where(
+            *where,
             *_published_filter(model.published, filters),
             *_updated_filter(model.updated, filters.updated_min, filters.updated_max),
         )
@@ -781,9 +787,11 @@ def root_collection(
     return _root_page(session, statement, page, scalars=True)
 
 
-def root_item(session: Session, model: type[_Model], item_id: int) -> _Model | None:
-    """One ``model`` row by id, whoever it belongs to."""
-    statement = select(model).where(model.id == item_id).options(*_loader_options(model))
+def root_item(
+    session: Session, model: type[_Model], item_id: int, *, where: Sequence[ColumnElement[bool]] = ()
+) -> _Model | None:
+    """One ``model`` row by id (if it meets ``where``), whoever it belongs to."""
+    statement = select(model).where(model.id == item_id, *where).options(*_loader_options(model))
     return session.scalar(statement)
 
 

@@ -30,6 +30,7 @@ from tests.blackbox.conftest import LiveGateway
 from tests.blackbox.test_checklist import client_token, get_code, redeem
 from tests.functional.oauth.helpers import CLIENT_SCOPE, basic
 from tests.functional.resources.conftest import FULL_SCOPE, Tree, build_tree
+from tests.support.atom import atom_problem, atom_schema_versions
 
 RESOURCE_BASE = "/DataCustodian/espi/1_1/resource"
 TIMEOUT = 10
@@ -250,8 +251,10 @@ def test_route_matrix_enumerates_the_espi_routes(world: World) -> None:
 
 
 def test_row_29_positive_control_each_kind_reads_its_own_routes(live: LiveGateway, world: World) -> None:
-    """The right kind of token on its own ids answers 200 on every GET route (else the matrix proves nothing)."""
+    """The right kind of token on its own ids answers 200 on every GET route (else the matrix proves nothing), and
+    every Atom document the real server sends is valid against our schemas and the official ones."""
     failures = []
+    versions = atom_schema_versions()
     for route in _mounted(world):
         if "GET" not in route.methods or route.kinds is None or route.relative.startswith(NO_DATA_IN_THE_WORLD):
             continue
@@ -260,6 +263,8 @@ def test_row_29_positive_control_each_kind_reads_its_own_routes(live: LiveGatewa
         response = call(live, "GET", path, world.tokens[kind])
         if response.status_code != 200:
             failures.append(f"{route} with a {kind} token: {response.status_code}")
+        elif problem := atom_problem(response.headers.get("Content-Type"), response.content, versions):
+            failures.append(f"{route}: served Atom {problem}")
     assert not failures, "row 29 matrix positive control: " + "; ".join(failures)
 
 

@@ -70,7 +70,7 @@ def serve(tmp: Path, database_url: str, *, workers: int = 2, **overrides: str) -
             name="Fault App",
             redirect_uris=["https://fault.example.com/cb"],
             scopes=[CLIENT_SCOPE],
-            grant_types=["client_credentials"],
+            grant_types=["authorization_code", "client_credentials"],
         )
     process = GatewayProcess(
         ["serve", "--port", str(port), "--workers", str(workers)], environ, tmp / "gateway.log", port

@@ -170,6 +170,8 @@ def test_a_public_client_is_refused(capsys, initialised):
         "http://127.0.0.1:7777/cb",
         "--grant-type",
         "authorization_code",
+        "--grant-type",
+        "refresh_token",
     )
     status, out, err = run(capsys, initialised, "client", "rotate-secret", public["client_id"])
     assert (status, out, "public client" in err, err.startswith("error: ")) == (1, "", True, True)

@@ -79,7 +79,7 @@ def limited(postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPath
             name="Busy App",
             redirect_uris=["https://busy.example.com/cb"],
             scopes=[CLIENT_SCOPE],
-            grant_types=["client_credentials"],
+            grant_types=["authorization_code", "client_credentials"],
         )
     processes: list[GatewayProcess] = []
     try:

@@ -87,7 +87,7 @@ def test_failed_client_authentications_are_counted_across_nodes(two_nodes: Clust
             name="Throttled App",
             redirect_uris=["https://throttled.example.com/cb"],
             scopes=[CLIENT_SCOPE],
-            grant_types=["client_credentials"],
+            grant_types=["authorization_code", "client_credentials"],
         )
     form = {"grant_type": "client_credentials", "scope": CLIENT_SCOPE}
     statuses = []

@@ -18,7 +18,14 @@ from lxml import etree
 
 from gateway.espi import schemas
 
-__all__ = ["ATOM_MEDIA_TYPE", "ValidatingTestApp", "assert_valid_atom", "atom_schema_versions", "parse"]
+__all__ = [
+    "ATOM_MEDIA_TYPE",
+    "ValidatingTestApp",
+    "assert_valid_atom",
+    "atom_problem",
+    "atom_schema_versions",
+    "parse",
+]
 
 
 def parse(body: bytes) -> etree._Element:
@@ -38,6 +45,22 @@ def atom_schema_versions() -> tuple[str, ...]:
 
 
 ATOM_MEDIA_TYPE = "application/atom+xml"
+
+
+def atom_problem(content_type: str | None, body: bytes, versions: Sequence[str]) -> str | None:
+    """Why ``body`` (served as ``content_type``) is not a valid Atom document, or ``None`` when it is one or is not
+    Atom at all: for responses read with other clients than WebTest (``requests`` against a live server)."""
+    if (content_type or "").split(";")[0].strip() != ATOM_MEDIA_TYPE:
+        return None
+    try:
+        root = parse(body)
+    except etree.XMLSyntaxError as error:
+        return f"not well-formed XML: {error}"
+    for version in versions:
+        errors = schemas.validation_errors(root, version)
+        if errors:
+            return f"invalid against the {version!r} schemas: line {errors[0].line}: {errors[0].message}"
+    return None
 
 
 def assert_valid_atom(request: webob.Request, response: webob.Response, versions: Sequence[str]) -> None:

@@ -94,7 +94,9 @@ def test_upload_client_gets_an_upload_token(testapp, db, services):
 
 
 def test_client_without_the_grant_is_unauthorized_client(testapp, db, services):
-    code_only = make_client(db, services.settings, services.digester, grant_types=("authorization_code",))
+    code_only = make_client(
+        db, services.settings, services.digester, grant_types=("authorization_code", "refresh_token")
+    )
     response = testapp.post(
         "/oauth/token",
         {"grant_type": "client_credentials"},

@@ -290,3 +290,28 @@ def test_another_custodian_client_reads_the_same_roots(testapp, db, services, tr
     assert self_links(parse(get(testapp, "UsagePoint", token).body)) == self_links(
         parse(get(testapp, "UsagePoint", custodian_token).body)
     )
+
+
+def test_the_custodians_own_clients_are_no_application_information(testapp, db, services, app_client, custodian_token):
+    """ESPI ApplicationInformation describes third parties; the operator, upload and self-access clients are managed
+    with `gateway client` (and, with one ESPI grant type each, could not be written as valid ApplicationInformation)."""
+    from gateway.storage.models import ClientRole
+
+    uploader = make_client(
+        db,
+        services.settings,
+        services.digester,
+        name="Meter loader",
+        roles=(ClientRole.UPLOAD,),
+        grant_types=("client_credentials",),
+    )
+    ids = {
+        int(href.rsplit("/", 1)[1])
+        for href in self_links(parse(get(testapp, "ApplicationInformation", custodian_token).body))
+    }
+    assert app_client.application.id in ids and uploader.application.id not in ids
+    path = f"{BASE}/ApplicationInformation/{uploader.application.id}"
+    by_custodian = testapp.get(path, headers=bearer(custodian_token), status=404)
+    assert f"no ApplicationInformation {uploader.application.id}" in by_custodian.text
+    own = testapp.get(path, headers=bearer(uploader.registration_access_token), status=404)
+    assert "one of the custodian's own clients" in own.text

@@ -6,6 +6,7 @@ import pytest
 
 from gateway.errors import BadRequest
 from gateway.oauth.registration import register_client, validate_notify_uri
+from gateway.storage.models import ClientRole
 from tests.functional.oauth.helpers import make_client
 
 
@@ -67,3 +68,25 @@ def test_register_client_checks_the_notify_uri(db, services):
 def test_client_names_with_control_characters_are_refused(db, services, name):
     with pytest.raises(BadRequest):
         make_client(db, services.settings, services.digester, name=name)
+
+
+@pytest.mark.parametrize(
+    "grant_types", [("authorization_code",), ("client_credentials",), ("password", "refresh_token")]
+)
+def test_a_third_party_app_needs_two_espi_grant_types(db, services, grant_types):
+    """Its ApplicationInformation lists two or more ``grant_types`` (espi.xsd: ``minOccurs="2"``)."""
+    with pytest.raises(BadRequest, match="at least two of the ESPI grant types"):
+        make_client(db, services.settings, services.digester, grant_types=grant_types)
+
+
+def test_the_custodians_own_clients_may_use_one_grant_type(db, services):
+    uploader = make_client(
+        db, services.settings, services.digester, roles=(ClientRole.UPLOAD,), grant_types=("client_credentials",)
+    )
+    assert uploader.application.grant_types == ["client_credentials"]
+    assert not uploader.application.is_third_party
+
+
+def test_a_public_client_by_default_uses_the_code_flow_and_refresh_tokens(db, services):
+    public = make_client(db, services.settings, services.digester, public=True, grant_types=())
+    assert public.application.grant_types == ["authorization_code", "refresh_token"]

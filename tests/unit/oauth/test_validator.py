@@ -76,7 +76,9 @@ def test_introspection_validator_always_requires_authentication(db, services, cl
     strict = GatewayRequestValidator(
         db, services.settings, services.digester, services.passwords, require_client_authentication=True
     )
-    public = make_client(db, services.settings, services.digester, public=True, grant_types=("authorization_code",))
+    public = make_client(
+        db, services.settings, services.digester, public=True, grant_types=("authorization_code", "refresh_token")
+    )
     assert strict.client_authentication_required(token_request(f"client_id={public.client_id}"))
 
 
