@@ -151,6 +151,8 @@ class RateLimiter:
         self.name = name
         self.max_lease = max(1, min(self.burst // 4, math.ceil(self.rate / 2)))
         self._bind = bind
+        # Looked up once: on SQLite the leases run on the hot path's held connections (see _take).
+        self._hotpath = HotPath.for_engine(bind) if isinstance(bind, Engine) else None
         self._clock = clock
         self._lease_seconds = lease_seconds
         self._lock = threading.Lock()
@@ -227,7 +229,8 @@ class RateLimiter:
                 return take_tokens(bind, shared_key, want=want, rate=self.rate, burst=self.burst, now=now)
         # The lease is one statement: on SQLite it runs alone on the thread's held autocommit connection (no pool
         # checkout, no BEGIN IMMEDIATE around it), elsewhere on a pooled connection, committed at once.
-        with HotPath.for_engine(bind).single_statement(bind) as held:
+        assert self._hotpath is not None
+        with self._hotpath.single_statement(bind) as held:
             if held is not None:
                 return take_tokens(held, shared_key, want=want, rate=self.rate, burst=self.burst, now=now)
         with bind.begin() as connection:

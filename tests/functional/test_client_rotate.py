@@ -12,27 +12,15 @@ import webtest
 from sqlalchemy import select
 
 from gateway.app import create_app
-from gateway.cli import main
 from gateway.config import Settings
 from gateway.customers import add_customer
 from gateway.services import Services
 from gateway.storage.engine import session_scope
 from gateway.storage.models import ApplicationInformation, ApplicationStatus
 from tests.functional.oauth.helpers import PASSWORD, basic
+from tests.functional.test_cli import run, run_json
 
 APPLICATION_INFORMATION = "/DataCustodian/espi/1_1/resource/ApplicationInformation/{id}"
-
-
-def run(capsys, environ, *argv: str) -> tuple[int, str, str]:
-    status = main(list(argv), environ=environ)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def run_json(capsys, environ, *argv: str) -> dict:
-    status, out, err = run(capsys, environ, *argv)
-    assert status == 0, err
-    return json.loads(out)
 
 
 @pytest.fixture
